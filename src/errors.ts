@@ -1,0 +1,92 @@
+/**
+ * Typed errors and their RFC 9457 problem-details rendering.
+ *
+ * Every error a client sees is an `application/problem+json` body
+ * `{type, title, status, detail, reason}` (https://www.rfc-editor.org/rfc/rfc9457).
+ * `reason` is stable and mirrors Kubernetes' `metav1.StatusReason` names where one fits.
+ */
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+const PROBLEM_TYPE_BASE = 'https://github.com/k8s-api-proxy/k8s-api-proxy/blob/main/README.md#errors';
+
+/** Stable machine-readable reasons, one per kind of failure. */
+export type ProblemReason =
+  | 'BadRequest'
+  | 'Unauthorized'
+  | 'Forbidden'
+  | 'NotFound'
+  | 'MethodNotAllowed'
+  | 'Conflict'
+  | 'PayloadTooLarge'
+  | 'UnsupportedMediaType'
+  | 'Invalid'
+  | 'TooManyRequests'
+  | 'InternalError'
+  | 'BadGateway'
+  | 'ServiceUnavailable'
+  | 'GatewayTimeout';
+
+const TITLES: Record<ProblemReason, string> = {
+  BadRequest: 'Bad Request',
+  Unauthorized: 'Unauthorized',
+  Forbidden: 'Forbidden',
+  NotFound: 'Not Found',
+  MethodNotAllowed: 'Method Not Allowed',
+  Conflict: 'Conflict',
+  PayloadTooLarge: 'Content Too Large',
+  UnsupportedMediaType: 'Unsupported Media Type',
+  Invalid: 'Unprocessable Content',
+  TooManyRequests: 'Too Many Requests',
+  InternalError: 'Internal Server Error',
+  BadGateway: 'Bad Gateway',
+  ServiceUnavailable: 'Service Unavailable',
+  GatewayTimeout: 'Gateway Timeout',
+};
+
+/** The JSON body of a problem response (RFC 9457 §3 members plus `reason`). */
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  reason: ProblemReason;
+}
+
+/**
+ * An error that knows its HTTP response. Thrown by routes and the kube layer;
+ * rendered by the server's single error handler.
+ *
+ * `headers` carries response headers such as `Retry-After` or `Allow`.
+ */
+export class ProblemError extends Error {
+  readonly status: number;
+  readonly reason: ProblemReason;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, reason: ProblemReason, detail: string, options: { headers?: Record<string, string>; cause?: unknown } = {}) {
+    super(detail, { cause: options.cause });
+    this.name = 'ProblemError';
+    this.status = status;
+    this.reason = reason;
+    this.headers = options.headers ?? {};
+  }
+
+  /** The RFC 9457 body for this error. */
+  toBody(): ProblemBody {
+    return {
+      type: `${PROBLEM_TYPE_BASE}-${this.reason.toLowerCase()}`,
+      title: TITLES[this.reason],
+      status: this.status,
+      detail: this.message,
+      reason: this.reason,
+    };
+  }
+}
+
+export const badRequest = (detail: string): ProblemError => new ProblemError(400, 'BadRequest', detail);
+export const notFound = (detail: string): ProblemError => new ProblemError(404, 'NotFound', detail);
+export const invalid = (detail: string): ProblemError => new ProblemError(422, 'Invalid', detail);
+export const conflict = (detail: string): ProblemError => new ProblemError(409, 'Conflict', detail);
+/** 503 with `Retry-After` in whole seconds (RFC 9110 §10.2.3). */
+export const unavailable = (detail: string, retryAfterSeconds = 1): ProblemError =>
+  new ProblemError(503, 'ServiceUnavailable', detail, { headers: { 'retry-after': String(retryAfterSeconds) } });

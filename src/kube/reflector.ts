@@ -1,0 +1,262 @@
+import type { Logger } from 'pino';
+import { KubeStatusError, type KubeClient, type WatchEvent } from './kube-client.js';
+import { ObjectStore, type CacheReader, type CachedObject } from './object-store.js';
+
+/**
+ * Backoff between failed list/watch attempts, after client-go's reflector
+ * (tools/cache/reflector.go: 800 ms doubling to 30 s, jittered, reset after 2 min healthy).
+ */
+export interface BackoffPolicy {
+  initialMs: number;
+  maxMs: number;
+  factor: number;
+  /** Each delay is multiplied by a random factor in [1 - jitter/2, 1 + jitter/2]. */
+  jitter: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 800, maxMs: 30_000, factor: 2, jitter: 0.5 };
+/** client-go picks a random watch timeout between 5 and 10 minutes. */
+export const DEFAULT_WATCH_TIMEOUT_SECONDS: readonly [number, number] = [300, 600];
+/** kube-apiserver sends a BOOKMARK about every minute to watchers that allow them; silence beyond this is a stall. */
+export const DEFAULT_WATCH_INACTIVITY_MS = 150_000;
+export const DEFAULT_PAGE_SIZE = 500;
+/** A watch that ends normally sooner than this counts as a failure for backoff, so a flapping server cannot drive a tight loop. */
+const MIN_HEALTHY_WATCH_MS = 1_000;
+
+/** What to cache: one registration per resource. */
+export interface ResourceSpec<T extends CachedObject> {
+  /** Short name for logs and status, e.g. `deployments`. */
+  name: string;
+  /** Cluster-wide collection path, e.g. `/apis/apps/v1/deployments`. */
+  path: string;
+  /** Shapes each object before it is stored (e.g. strip `managedFields`). */
+  transform: (raw: Record<string, unknown>) => T;
+}
+
+/** Injectable time and randomness, so tests can drive backoff without waiting. */
+export interface ReflectorClock {
+  now(): number;
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+  random(): number;
+}
+
+export interface ReflectorOptions {
+  backoff?: BackoffPolicy;
+  watchTimeoutSeconds?: readonly [number, number];
+  inactivityMs?: number;
+  pageSize?: number;
+  requestTimeoutMs?: number;
+  clock?: ReflectorClock;
+  logger?: Logger;
+}
+
+/** A reflector's health, for `/readyz`, logs and tests. */
+export interface ReflectorStatus {
+  resource: string;
+  synced: boolean;
+  watching: boolean;
+  resourceVersion: string;
+  objects: number;
+  /** Epoch ms of the last successful list or watch byte; 0 before any. */
+  lastContactMs: number;
+  lastError: string;
+  /** Failed attempts in a row (drives the backoff). */
+  failures: number;
+  relists: number;
+}
+
+const realClock: ReflectorClock = {
+  now: () => Date.now(),
+  random: () => Math.random(),
+  sleep: (ms, signal) => new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void { clearTimeout(t); signal.removeEventListener('abort', done); resolve(); }
+    signal.addEventListener('abort', done, { once: true });
+  }),
+};
+
+/** Delay before retry number `failures` (1-based) under `policy`, in ms. */
+export function backoffDelayMs(policy: BackoffPolicy, failures: number, random: () => number): number {
+  const base = Math.min(policy.maxMs, policy.initialMs * policy.factor ** Math.max(0, failures - 1));
+  const jittered = base * (1 - policy.jitter / 2 + policy.jitter * random());
+  return Math.round(Math.min(jittered, policy.maxMs));
+}
+
+class GoneError extends Error {}
+
+interface ListPage {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: Record<string, unknown>[];
+}
+
+/**
+ * Keeps an {@link ObjectStore} equal to one resource in the cluster: a paginated list,
+ * then a watch from the list's resourceVersion, reconnecting from the last seen
+ * resourceVersion; 410 Gone (expired resourceVersion) relists and replaces the store,
+ * so objects deleted during a gap disappear. Failures back off with jitter and never
+ * stop the loop; a watch silent for `inactivityMs` is torn down and restarted.
+ *
+ * This replaces client-node 1.4's `ListWatch`, which stops for good on most errors and
+ * can stall on a half-open connection (see test/unit/client-node-informer.test.ts).
+ */
+export class Reflector<T extends CachedObject> implements CacheReader<T> {
+  private readonly store = new ObjectStore<T>();
+  private readonly opts: Required<Omit<ReflectorOptions, 'logger'>> & { logger?: Logger };
+  private readonly abort = new AbortController();
+  private running?: Promise<void>;
+  private rv = '';
+  private synced = false;
+  private watching = false;
+  private lastContactMs = 0;
+  private lastError = '';
+  private failures = 0;
+  private relists = 0;
+  private resolveSynced!: () => void;
+  /** Resolves once the first list is stored. */
+  readonly whenSynced: Promise<void> = new Promise((r) => { this.resolveSynced = r; });
+
+  constructor(private readonly client: KubeClient, readonly spec: ResourceSpec<T>, options: ReflectorOptions = {}) {
+    this.opts = {
+      backoff: options.backoff ?? DEFAULT_BACKOFF,
+      watchTimeoutSeconds: options.watchTimeoutSeconds ?? DEFAULT_WATCH_TIMEOUT_SECONDS,
+      inactivityMs: options.inactivityMs ?? DEFAULT_WATCH_INACTIVITY_MS,
+      pageSize: options.pageSize ?? DEFAULT_PAGE_SIZE,
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+      clock: options.clock ?? realClock,
+      logger: options.logger,
+    };
+  }
+
+  get(namespace: string, name: string): T | undefined {
+    return this.store.get(namespace, name);
+  }
+
+  list(namespace?: string): T[] {
+    return this.store.list(namespace);
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  status(): ReflectorStatus {
+    return {
+      resource: this.spec.name, synced: this.synced, watching: this.watching, resourceVersion: this.rv,
+      objects: this.store.size, lastContactMs: this.lastContactMs, lastError: this.lastError,
+      failures: this.failures, relists: this.relists,
+    };
+  }
+
+  /** Starts the list/watch loop in the background; idempotent. */
+  start(): void {
+    this.running ??= this.run();
+  }
+
+  /** Stops the loop and any open watch; resolves when the loop has exited. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    const { clock, logger } = this.opts;
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      let healthy = false;
+      try {
+        if (this.rv === '') await this.relist(signal);
+        const started = clock.now();
+        await this.watchOnce(signal);
+        healthy = clock.now() - started >= MIN_HEALTHY_WATCH_MS;
+        if (!healthy) this.lastError = 'watch ended immediately';
+      } catch (err) {
+        if (signal.aborted) break;
+        if (err instanceof GoneError || (err instanceof KubeStatusError && err.code === 410)) {
+          // The resourceVersion is too old (compacted): relist. client-go relists at
+          // once; we do too, but a second 410 in a row goes through the backoff.
+          logger?.info({ resource: this.spec.name, resourceVersion: this.rv }, 'resourceVersion expired (410 Gone); relisting');
+          this.rv = '';
+          this.lastError = (err as Error).message;
+          if (this.failures === 0) { this.failures = 1; continue; }
+        } else {
+          this.lastError = (err as Error).message;
+          logger?.warn({ resource: this.spec.name, err: this.lastError, failures: this.failures + 1 }, 'list/watch failed; backing off');
+        }
+      } finally {
+        this.watching = false;
+      }
+      if (signal.aborted) break;
+      if (healthy) {
+        this.failures = 0;
+        continue;
+      }
+      this.failures++;
+      await clock.sleep(backoffDelayMs(this.opts.backoff, this.failures, clock.random), signal);
+    }
+  }
+
+  private async relist(signal: AbortSignal): Promise<void> {
+    const items: T[] = [];
+    let cont = '';
+    let rv = '';
+    do {
+      const q = new URLSearchParams({ limit: String(this.opts.pageSize) });
+      if (cont) q.set('continue', cont);
+      const page = await this.client.request<ListPage>('GET', `${this.spec.path}?${q}`, { timeoutMs: this.opts.requestTimeoutMs, signal });
+      for (const raw of page.items ?? []) items.push(this.spec.transform(raw));
+      cont = page.metadata?.continue ?? '';
+      rv = page.metadata?.resourceVersion ?? '';
+    } while (cont);
+    this.store.replace(items);
+    this.rv = rv;
+    this.relists++;
+    this.lastContactMs = this.opts.clock.now();
+    this.opts.logger?.info({ resource: this.spec.name, objects: items.length, resourceVersion: rv }, 'listed');
+    if (!this.synced) {
+      this.synced = true;
+      this.resolveSynced();
+    }
+  }
+
+  private async watchOnce(signal: AbortSignal): Promise<void> {
+    const [lo, hi] = this.opts.watchTimeoutSeconds;
+    const timeoutSeconds = Math.floor(lo + (hi - lo) * this.opts.clock.random());
+    const q = new URLSearchParams({
+      watch: 'true', allowWatchBookmarks: 'true', resourceVersion: this.rv, timeoutSeconds: String(timeoutSeconds),
+    });
+    await this.client.watch(`${this.spec.path}?${q}`, {
+      signal,
+      inactivityMs: this.opts.inactivityMs,
+      connectTimeoutMs: this.opts.requestTimeoutMs,
+      onOpen: () => { this.watching = true; this.lastContactMs = this.opts.clock.now(); },
+      onEvent: (ev) => this.apply(ev),
+    });
+  }
+
+  private apply(ev: WatchEvent): void {
+    this.lastContactMs = this.opts.clock.now();
+    if (this.failures > 0) this.failures = 0;
+    const obj = ev.object as Record<string, unknown> & { metadata?: { name?: string; namespace?: string; resourceVersion?: string } };
+    switch (ev.type) {
+      case 'ADDED':
+      case 'MODIFIED':
+        this.store.upsert(this.spec.transform(obj));
+        break;
+      case 'DELETED':
+        this.store.delete(obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
+        break;
+      case 'BOOKMARK':
+        break;
+      case 'ERROR': {
+        const s = obj as { code?: number; reason?: string; message?: string };
+        if (s.code === 410) throw new GoneError(`watch: ${s.message ?? 'resourceVersion expired'}`);
+        throw new KubeStatusError(s.code ?? 500, s.reason ?? '', `watch error event: ${s.message ?? 'unknown'}`);
+      }
+      default:
+        throw new Error(`watch: unknown event type ${String((ev as { type: unknown }).type)}`);
+    }
+    const rv = obj.metadata?.resourceVersion;
+    if (rv) this.rv = rv;
+  }
+}

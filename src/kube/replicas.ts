@@ -1,0 +1,194 @@
+import { KubeStatusError, KubeTimeoutError, KubeUnreachableError, type KubeClient } from './kube-client.js';
+import type { CacheReader } from './object-store.js';
+import { specReplicas, type CachedDeployment } from './deployments.js';
+import { ProblemError, conflict, notFound, unavailable } from '../errors.js';
+
+/** The RFD's replicas shape: `{"deployment":"foo","namespace":"default","replicas":3}`. */
+export interface ReplicasView {
+  deployment: string;
+  namespace: string;
+  replicas: number;
+}
+
+/** What the routes need: reads from the cache, writes to the API server. */
+export interface ReplicaService {
+  /** @throws ProblemError 503 (cache not synced) or 404. */
+  get(namespace: string, name: string): ReplicasView;
+  /** @throws ProblemError 404, 409 (retries exhausted), 422, 502, 503, 504. */
+  set(namespace: string, name: string, replicas: number): Promise<ReplicasView>;
+}
+
+/**
+ * Conflict retry, modelled on client-go's `retry.RetryOnConflict` (util/retry/util.go).
+ * `DefaultRetry` is 5 steps of ~10 ms; we allow more steps with exponential, fully
+ * jittered delays so many concurrent absolute sets from several proxies converge.
+ * Within one proxy, writes to the same Deployment are also queued, so they do not
+ * conflict with each other at all.
+ */
+export interface ConflictRetry {
+  steps: number;
+  initialMs: number;
+  factor: number;
+  maxMs: number;
+}
+export const DEFAULT_CONFLICT_RETRY: ConflictRetry = { steps: 10, initialMs: 10, factor: 2, maxMs: 640 };
+const WRITE_TIMEOUT_MS = 5_000;
+
+interface Scale {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace: string; resourceVersion: string };
+  spec?: { replicas?: number };
+}
+
+/**
+ * Remembers the last value this proxy committed per Deployment until the watch-fed
+ * cache has caught up with it, so a GET after a PUT never shows the older cached value
+ * (read-your-writes; controller-runtime leaves this to the caller, see its #3320).
+ * "Caught up" compares resourceVersions numerically: etcd revisions are integers, and
+ * Kubernetes 1.35 makes that comparison official (KEP-5504). A non-numeric RV only
+ * matches by equality.
+ */
+export class WriteOverlay {
+  private readonly entries = new Map<string, { replicas: number; resourceVersion: string }>();
+
+  record(namespace: string, name: string, replicas: number, resourceVersion: string): void {
+    const key = `${namespace}/${name}`;
+    const prev = this.entries.get(key);
+    if (prev && !rvAtLeast(resourceVersion, prev.resourceVersion)) return;
+    this.entries.set(key, { replicas, resourceVersion });
+  }
+
+  /** The replicas to answer for a cached object: the overlay's while the cache is behind it. */
+  resolve(namespace: string, name: string, cached: CachedDeployment): number {
+    const key = `${namespace}/${name}`;
+    const entry = this.entries.get(key);
+    if (!entry) return specReplicas(cached);
+    if (rvAtLeast(cached.metadata.resourceVersion ?? '', entry.resourceVersion)) {
+      this.entries.delete(key);
+      return specReplicas(cached);
+    }
+    return entry.replicas;
+  }
+
+  forget(namespace: string, name: string): void {
+    this.entries.delete(`${namespace}/${name}`);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+/** True when resourceVersion `a` is the same as or newer than `b`. */
+export function rvAtLeast(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) >= BigInt(b);
+  return false;
+}
+
+export interface ReplicaServiceOptions {
+  retry?: ConflictRetry;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
+/**
+ * Reads replicas from the Deployment cache, writes them through the `deployments/scale`
+ * subresource (the proxy's only write permission) with the resourceVersion it read as
+ * precondition, and retries on 409 Conflict with a fresh read from the API server
+ * (never the cache, or the conflicts would repeat).
+ */
+export class KubeReplicaService implements ReplicaService {
+  private readonly retry: ConflictRetry;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly random: () => number;
+  private readonly queues = new Map<string, Promise<unknown>>();
+  readonly overlay = new WriteOverlay();
+  /** Conflicts seen (and retried) since start; exposed for tests and logs. */
+  conflicts = 0;
+
+  constructor(private readonly client: KubeClient, private readonly cache: CacheReader<CachedDeployment>, options: ReplicaServiceOptions = {}) {
+    this.retry = options.retry ?? DEFAULT_CONFLICT_RETRY;
+    this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.random = options.random ?? Math.random;
+  }
+
+  get(namespace: string, name: string): ReplicasView {
+    if (!this.cache.hasSynced()) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
+    const d = this.cache.get(namespace, name);
+    if (!d) {
+      this.overlay.forget(namespace, name);
+      throw notFound(`deployment "${name}" not found in namespace "${namespace}"`);
+    }
+    return { deployment: name, namespace, replicas: this.overlay.resolve(namespace, name, d) };
+  }
+
+  async set(namespace: string, name: string, replicas: number): Promise<ReplicasView> {
+    const key = `${namespace}/${name}`;
+    const prev = this.queues.get(key) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(() => this.setWithRetry(namespace, name, replicas));
+    this.queues.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.queues.get(key) === run) this.queues.delete(key);
+    }
+  }
+
+  private async setWithRetry(namespace: string, name: string, replicas: number): Promise<ReplicasView> {
+    const path = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(name)}/scale`;
+    const what = `deployment "${name}" in namespace "${namespace}"`;
+    let delay = this.retry.initialMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const current = await this.client.request<Scale>('GET', path, { timeoutMs: WRITE_TIMEOUT_MS });
+        let committed = current;
+        if ((current.spec?.replicas ?? 0) !== replicas) {
+          const body: Scale = {
+            apiVersion: 'autoscaling/v1', kind: 'Scale',
+            metadata: { name, namespace, resourceVersion: current.metadata.resourceVersion },
+            spec: { replicas },
+          };
+          committed = await this.client.request<Scale>('PUT', path, { body, timeoutMs: WRITE_TIMEOUT_MS });
+        }
+        const value = committed.spec?.replicas ?? 0;
+        this.overlay.record(namespace, name, value, committed.metadata.resourceVersion);
+        return { deployment: name, namespace, replicas: value };
+      } catch (err) {
+        if (err instanceof KubeStatusError && err.code === 409) {
+          this.conflicts++;
+          if (attempt >= this.retry.steps) {
+            throw conflict(`${what} kept changing: gave up after ${attempt} conflicting attempts; retry the request`);
+          }
+          await this.sleep(Math.round(delay * this.random()) + 1);
+          delay = Math.min(this.retry.maxMs, delay * this.retry.factor);
+          continue;
+        }
+        throw toProblem(err, what);
+      }
+    }
+  }
+}
+
+/**
+ * Maps a kube-layer failure to the client-facing problem: 404 stays 404; 422 stays
+ * 422; the proxy's own credentials being refused (401/403) or an API server error
+ * is 502; 429/503 and unreachable are 503; timeouts are 504. Never 404 for an outage.
+ */
+export function toProblem(err: unknown, what: string): ProblemError {
+  if (err instanceof ProblemError) return err;
+  if (err instanceof KubeStatusError) {
+    switch (err.code) {
+      case 404: return notFound(`${what} not found`);
+      case 422: return new ProblemError(422, 'Invalid', `the API server rejected the change to ${what}: ${err.message}`);
+      case 429:
+      case 503: return unavailable(`the API server is overloaded or unavailable: ${err.message}`, 1);
+      case 504: return new ProblemError(504, 'GatewayTimeout', `the API server timed out: ${err.message}`);
+      default: return new ProblemError(502, 'BadGateway', `the API server refused the request (HTTP ${err.code}): ${err.message}`, { cause: err });
+    }
+  }
+  if (err instanceof KubeTimeoutError) return new ProblemError(504, 'GatewayTimeout', `the API server did not answer in time: ${err.message}`);
+  if (err instanceof KubeUnreachableError) return unavailable(`the API server is unreachable: ${err.message}`, 2);
+  return new ProblemError(500, 'InternalError', 'internal error', { cause: err });
+}
