@@ -6,6 +6,8 @@
  * `reason` is stable and mirrors Kubernetes' `metav1.StatusReason` names where one fits.
  */
 
+import type { FastifyReply } from 'fastify';
+
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 const PROBLEM_TYPE_BASE = 'https://github.com/k8s-api-proxy/k8s-api-proxy/blob/main/README.md#errors';
 
@@ -90,3 +92,8 @@ export const conflict = (detail: string): ProblemError => new ProblemError(409, 
 /** 503 with `Retry-After` in whole seconds (RFC 9110 §10.2.3). */
 export const unavailable = (detail: string, retryAfterSeconds = 1): ProblemError =>
   new ProblemError(503, 'ServiceUnavailable', detail, { headers: { 'retry-after': String(retryAfterSeconds) } });
+
+/** Writes `problem` as an `application/problem+json` response, with its extra headers. */
+export function sendProblem(reply: FastifyReply, problem: ProblemError): FastifyReply {
+  return reply.code(problem.status).headers(problem.headers).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem.toBody()));
+}

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { isIPv6 } from 'node:net';
-import { KubeConfig, type Authenticator, type User } from '@kubernetes/client-node';
+import { KubeConfig, type User } from '@kubernetes/client-node';
 
 /** Where in-cluster credentials live (https://kubernetes.io/docs/tasks/run-application/access-api-from-pod/). */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -123,7 +123,7 @@ function loadInCluster(kc: KubeConfig, env: NodeJS.ProcessEnv, dir: string): voi
  * We compare the file's identity (inode, mtime, size, following symlinks) on every
  * request instead: one `stat`, cheap next to a network call.
  */
-export class RotatingTokenFile implements Authenticator {
+export class RotatingTokenFile {
   private stamp = '';
   private token = '';
 

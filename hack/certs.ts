@@ -1,0 +1,157 @@
+/**
+ * Certificate generation for k8s-api-proxy: `make generate-certs` and the tests' odd
+ * certificates (another CA, expired, serverAuth-only) come from the same code.
+ * ECDSA P-256 keys, SHA-256 signatures, via @peculiar/x509 on Node's WebCrypto.
+ *
+ * CLI: `tsx hack/certs.ts [DIR]` writes ca, server and client pairs to DIR (default
+ * `certs/`), leaving existing files alone unless FORCE=1.
+ * Environment: EXTRA_SANS (comma-separated DNS names or IPs), CLIENT_CN (default
+ * `client`), CERT_DAYS (default 365).
+ */
+import { webcrypto, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+const DAY_MS = 86_400_000;
+
+/** The server SANs the README and the Helm chart rely on (Service names in namespace k8s-api-proxy). */
+export const DEFAULT_SERVER_SANS = [
+  'localhost', '127.0.0.1', '::1',
+  'k8s-api-proxy', 'k8s-api-proxy.k8s-api-proxy.svc', 'k8s-api-proxy.k8s-api-proxy.svc.cluster.local',
+];
+
+/** A certificate and its private key, both PEM. */
+export interface IssuedCert {
+  certPem: string;
+  keyPem: string;
+  /** Kept to sign further certificates when this is a CA. */
+  keys: webcrypto.CryptoKeyPair;
+  cert: x509.X509Certificate;
+}
+
+/** Validity window; defaults: from one minute ago for `days` (365). */
+export interface Validity {
+  notBefore?: Date;
+  notAfter?: Date;
+  days?: number;
+}
+
+async function newKeys(): Promise<webcrypto.CryptoKeyPair> {
+  return webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>;
+}
+
+async function keyPem(keys: webcrypto.CryptoKeyPair): Promise<string> {
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey as webcrypto.CryptoKey);
+  return x509.PemConverter.encode(pkcs8, 'PRIVATE KEY');
+}
+
+function window(v: Validity): { notBefore: Date; notAfter: Date } {
+  const notBefore = v.notBefore ?? new Date(Date.now() - 60_000);
+  return { notBefore, notAfter: v.notAfter ?? new Date(notBefore.getTime() + (v.days ?? 365) * DAY_MS) };
+}
+
+const serial = (): string => `01${randomBytes(15).toString('hex')}`;
+
+/** A self-signed CA (basicConstraints CA:TRUE critical, keyCertSign + cRLSign). */
+export async function createCa(commonName = 'k8s-api-proxy CA', validity: Validity = { days: 3650 }): Promise<IssuedCert> {
+  const keys = await newKeys();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(), name: `CN=${commonName}`, ...window(validity), keys, signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await keyPem(keys), keys, cert };
+}
+
+/** What a leaf certificate is for. */
+export interface LeafOptions extends Validity {
+  commonName: string;
+  /** Extended key usages; `server` → serverAuth, `client` → clientAuth. */
+  usages: Array<'server' | 'client'>;
+  /** DNS names and IP addresses (IPv4 or IPv6). */
+  sans?: string[];
+}
+
+/** A leaf signed by `ca`: digitalSignature only (right for EC keys), the given EKUs and SANs. */
+export async function issueCert(ca: IssuedCert, opts: LeafOptions): Promise<IssuedCert> {
+  const keys = await newKeys();
+  const eku = opts.usages.map((u) => (u === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth));
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension(eku),
+    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    await x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey),
+  ];
+  if (opts.sans?.length) {
+    extensions.push(new x509.SubjectAlternativeNameExtension(opts.sans.map((s) => ({ type: isIP(s) ? 'ip' as const : 'dns' as const, value: s }))));
+  }
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(), subject: `CN=${opts.commonName}`, issuer: ca.cert.subject, ...window(opts),
+    publicKey: keys.publicKey, signingKey: ca.keys.privateKey, signingAlgorithm: ALG, extensions,
+  });
+  return { certPem: cert.toString('pem'), keyPem: await keyPem(keys), keys, cert };
+}
+
+/** Options of {@link generateCertSet}. */
+export interface CertSetOptions {
+  dir: string;
+  force?: boolean;
+  extraSans?: string[];
+  clientCommonName?: string;
+  days?: number;
+}
+
+/**
+ * Writes `ca.crt/key`, `server.crt/key`, `client.crt/key` into `dir` (keys mode 0600).
+ * @returns the files written, or [] when all exist and `force` is not set.
+ * @throws Error when only some of the files exist (ambiguous; use force).
+ */
+export async function generateCertSet(opts: CertSetOptions): Promise<string[]> {
+  const names = ['ca.crt', 'ca.key', 'server.crt', 'server.key', 'client.crt', 'client.key'];
+  const present = names.filter((n) => existsSync(join(opts.dir, n)));
+  if (!opts.force && present.length === names.length) return [];
+  if (!opts.force && present.length > 0) {
+    throw new Error(`${opts.dir} holds only ${present.join(', ')}; run with FORCE=1 to replace the whole set`);
+  }
+  mkdirSync(opts.dir, { recursive: true });
+  const ca = await createCa();
+  const server = await issueCert(ca, {
+    commonName: 'k8s-api-proxy', usages: ['server'], days: opts.days,
+    sans: [...new Set([...DEFAULT_SERVER_SANS, ...(opts.extraSans ?? [])])],
+  });
+  const client = await issueCert(ca, { commonName: opts.clientCommonName ?? 'client', usages: ['client'], days: opts.days });
+  const files: Array<[string, string, number]> = [
+    ['ca.crt', ca.certPem, 0o644], ['ca.key', ca.keyPem, 0o600],
+    ['server.crt', server.certPem, 0o644], ['server.key', server.keyPem, 0o600],
+    ['client.crt', client.certPem, 0o644], ['client.key', client.keyPem, 0o600],
+  ];
+  for (const [name, pem, mode] of files) writeFileSync(join(opts.dir, name), pem, { mode });
+  return files.map(([n]) => join(opts.dir, n));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const dir = process.argv[2] ?? 'certs';
+  const days = process.env.CERT_DAYS ? Number(process.env.CERT_DAYS) : undefined;
+  generateCertSet({
+    dir, force: process.env.FORCE === '1', days,
+    extraSans: (process.env.EXTRA_SANS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    clientCommonName: process.env.CLIENT_CN || undefined,
+  }).then((written) => {
+    if (written.length === 0) console.log(`${dir}/ already holds a certificate set; FORCE=1 replaces it`);
+    else console.log(`wrote ${written.join(' ')}`);
+  }, (err: Error) => {
+    console.error(`generate-certs: ${err.message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,214 @@
+import { readFileSync } from 'node:fs';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { isIP } from 'node:net';
+
+/** A `host:port` pair to listen on. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** The proxy's validated configuration. File contents are loaded here, once. */
+export interface Config {
+  kubeconfig?: string;
+  context?: string;
+  listen: ListenAddress;
+  healthListen: ListenAddress;
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  clientCaFile: string;
+  tlsCert: Buffer;
+  tlsKey: Buffer;
+  clientCa: Buffer;
+  logLevel: string;
+  shutdownTimeoutSeconds: number;
+  shutdownDelaySeconds: number;
+}
+
+/** One command-line flag: its environment twin, default and help line. */
+export interface FlagSpec {
+  flag: string;
+  env: string;
+  value: string;
+  default?: string;
+  help: string;
+}
+
+/** Every flag, in `--help` order. The README's flag table is this table. */
+export const FLAGS: readonly FlagSpec[] = [
+  { flag: 'kubeconfig', env: 'K8S_API_PROXY_KUBECONFIG', value: 'PATH', help: 'kubeconfig file; without it: $KUBECONFIG, then ~/.kube/config, then in-cluster config' },
+  { flag: 'context', env: 'K8S_API_PROXY_CONTEXT', value: 'NAME', help: 'kubeconfig context to use (default: the current context)' },
+  { flag: 'listen', env: 'K8S_API_PROXY_LISTEN', value: 'HOST:PORT', default: '0.0.0.0:8443', help: 'HTTPS (mTLS) API address' },
+  { flag: 'tls-cert', env: 'K8S_API_PROXY_TLS_CERT', value: 'PATH', default: 'certs/server.crt', help: 'server certificate (PEM, may include intermediates)' },
+  { flag: 'tls-key', env: 'K8S_API_PROXY_TLS_KEY', value: 'PATH', default: 'certs/server.key', help: 'server private key (PEM)' },
+  { flag: 'client-ca', env: 'K8S_API_PROXY_CLIENT_CA', value: 'PATH', default: 'certs/ca.crt', help: 'CA bundle that client certificates must chain to (PEM)' },
+  { flag: 'health-listen', env: 'K8S_API_PROXY_HEALTH_LISTEN', value: 'HOST:PORT', default: '0.0.0.0:8081', help: 'plain-HTTP address serving only /livez and /readyz, for kubelet probes' },
+  { flag: 'log-level', env: 'K8S_API_PROXY_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'one of fatal, error, warn, info, debug, trace, silent' },
+  { flag: 'shutdown-delay-seconds', env: 'K8S_API_PROXY_SHUTDOWN_DELAY_SECONDS', value: 'N', default: '0', help: 'after SIGTERM, fail /readyz for N seconds before closing listeners (lets endpoints drop the pod)' },
+  { flag: 'shutdown-timeout-seconds', env: 'K8S_API_PROXY_SHUTDOWN_TIMEOUT_SECONDS', value: 'N', default: '20', help: 'bound on waiting for in-flight requests after SIGTERM' },
+];
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** The outcome of {@link parseArgs}: a command to run or every problem found. */
+export type ParseResult =
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'run'; config: Config }
+  | { kind: 'invalid'; errors: string[] };
+
+/**
+ * Parses flags (`--flag value` or `--flag=value`), falling back to each flag's
+ * environment twin, then its default; then validates everything, reading the
+ * certificate files, and reports all errors at once, each naming its flag.
+ */
+export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ParseResult {
+  const errors: string[] = [];
+  const given = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') return { kind: 'help' };
+    if (arg === '--version') return { kind: 'version' };
+    const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
+    const spec = m ? FLAGS.find((f) => f.flag === m[1]) : undefined;
+    if (!m || !spec) {
+      errors.push(`${arg}: unknown argument (see --help)`);
+      continue;
+    }
+    let value = m[2];
+    if (value === undefined) {
+      value = argv[i + 1];
+      if (value === undefined || value.startsWith('--')) {
+        errors.push(`--${spec.flag}: needs a value (${spec.value})`);
+        continue;
+      }
+      i++;
+    }
+    given.set(spec.flag, value);
+  }
+  const get = (flag: string): string | undefined => {
+    const spec = FLAGS.find((f) => f.flag === flag)!;
+    const v = given.get(flag) ?? env[spec.env];
+    return v === undefined || v === '' ? spec.default : v;
+  };
+
+  const listen = parseAddress('--listen', get('listen')!, errors);
+  const healthListen = parseAddress('--health-listen', get('health-listen')!, errors);
+  const tlsCertFile = get('tls-cert')!;
+  const tlsKeyFile = get('tls-key')!;
+  const clientCaFile = get('client-ca')!;
+  const tlsCert = readFile('--tls-cert', tlsCertFile, errors);
+  const tlsKey = readFile('--tls-key', tlsKeyFile, errors);
+  const clientCa = readFile('--client-ca', clientCaFile, errors);
+  if (tlsCert && tlsKey) checkKeyPair(tlsCert, tlsKey, errors);
+  if (clientCa) checkCa(clientCa, errors);
+  const logLevel = get('log-level')!;
+  if (!LOG_LEVELS.includes(logLevel)) errors.push(`--log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
+  const shutdownTimeoutSeconds = parseSeconds('--shutdown-timeout-seconds', get('shutdown-timeout-seconds')!, errors);
+  const shutdownDelaySeconds = parseSeconds('--shutdown-delay-seconds', get('shutdown-delay-seconds')!, errors);
+  if (listen && healthListen && listen.port === healthListen.port && listen.port !== 0 && listen.host === healthListen.host) {
+    errors.push(`--health-listen: ${healthListen.host}:${healthListen.port} is the same address as --listen`);
+  }
+  const kubeconfig = get('kubeconfig');
+  if (kubeconfig !== undefined) readFile('--kubeconfig', kubeconfig, errors);
+
+  if (errors.length > 0 || !listen || !healthListen || !tlsCert || !tlsKey || !clientCa) return { kind: 'invalid', errors };
+  return {
+    kind: 'run',
+    config: {
+      kubeconfig, context: get('context'), listen, healthListen, tlsCertFile, tlsKeyFile, clientCaFile,
+      tlsCert, tlsKey, clientCa, logLevel, shutdownTimeoutSeconds, shutdownDelaySeconds,
+    },
+  };
+}
+
+/** Parses `HOST:PORT` or `[IPv6]:PORT`; port 0 means "any free port". */
+export function parseAddress(flag: string, value: string, errors: string[]): ListenAddress | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
+  const host = m ? (m[1] ?? m[2]) : '';
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    errors.push(`${flag}: "${value}" is not HOST:PORT (e.g. 0.0.0.0:8443, [::]:8443, localhost:8443)`);
+    return undefined;
+  }
+  if (m[1] !== undefined && isIP(m[1]) !== 6) {
+    errors.push(`${flag}: "${m[1]}" is not an IPv6 address`);
+    return undefined;
+  }
+  if (host === '') {
+    errors.push(`${flag}: "${value}" has no host; use 0.0.0.0 to listen on every interface`);
+    return undefined;
+  }
+  return { host, port };
+}
+
+function parseSeconds(flag: string, value: string, errors: string[]): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(n) || n > 3600) {
+    errors.push(`${flag}: "${value}" is not a number of seconds between 0 and 3600`);
+    return 0;
+  }
+  return n;
+}
+
+function readFile(flag: string, path: string, errors: string[]): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    errors.push(`${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    return undefined;
+  }
+}
+
+function checkKeyPair(certPem: Buffer, keyPem: Buffer, errors: string[]): void {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (err) {
+    errors.push(`--tls-cert: not a PEM certificate (${(err as Error).message})`);
+    return;
+  }
+  let key;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (err) {
+    errors.push(`--tls-key: not a PEM private key (${(err as Error).message})`);
+    return;
+  }
+  if (!cert.checkPrivateKey(key)) errors.push('--tls-key: does not match the public key of --tls-cert');
+  if (Date.parse(cert.validTo) < Date.now()) errors.push(`--tls-cert: expired on ${cert.validTo}`);
+}
+
+function checkCa(pem: Buffer, errors: string[]): void {
+  const blocks = pem.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) {
+    errors.push('--client-ca: no PEM certificate found');
+    return;
+  }
+  for (const [i, b] of blocks.entries()) {
+    try {
+      const c = new X509Certificate(b);
+      if (!c.ca) errors.push(`--client-ca: certificate #${i + 1} (${c.subject.replaceAll('\n', ', ')}) is not a CA certificate`);
+    } catch (err) {
+      errors.push(`--client-ca: certificate #${i + 1} does not parse (${(err as Error).message})`);
+    }
+  }
+}
+
+/** The `--help` text, generated from {@link FLAGS}. */
+export function helpText(): string {
+  const lines = [
+    'k8s-api-proxy: an mTLS HTTPS API to list Deployments and read or set their replicas.',
+    '',
+    'Usage: api [flags]',
+    '',
+    'Flags (each also read from its environment variable; a flag wins):',
+  ];
+  for (const f of FLAGS) {
+    lines.push(`  --${f.flag} ${f.value}`);
+    lines.push(`      ${f.help}${f.default !== undefined ? ` (default ${f.default})` : ''} [$${f.env}]`);
+  }
+  lines.push('  --help', '      print this help', '  --version', '      print the version');
+  lines.push('', 'Exit codes: 0 clean shutdown, 1 runtime failure, 2 invalid configuration.');
+  return lines.join('\n');
+}

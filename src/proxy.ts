@@ -1,0 +1,100 @@
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import { buildHealthServer, buildServer } from './server.js';
+import { loadKubeConfig } from './kube/kubeconfig.js';
+import { KubeClient } from './kube/kube-client.js';
+import { Reflector, type ReflectorOptions, type ReflectorStatus } from './kube/reflector.js';
+import { DEPLOYMENTS } from './kube/deployments.js';
+import { KubeReplicaService } from './kube/replicas.js';
+import { apiServerReadyz } from './kube/api-health.js';
+import type { Readiness } from './routes/health.js';
+import { watchServerCertificate } from './tls/reload.js';
+import { serverTlsOptions } from './tls/server-tls.js';
+
+/** A watch may be disconnected this long (reconnecting) before `/readyz` reports the cache stale. */
+export const STALE_AFTER_MS = 60_000;
+
+/** A running proxy: its addresses and a graceful stop. */
+export interface RunningProxy {
+  apiUrl: string;
+  healthUrl: string;
+  /** Fails `/readyz`, waits `shutdownDelaySeconds`, drains in-flight requests (bounded), stops watches. */
+  shutdown(signal: string): Promise<void>;
+}
+
+/** Creates the process logger: JSON (pino), credentials redacted wherever they appear. */
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { service: 'k8s-api-proxy' },
+    redact: { paths: ['*.authorization', '*.Authorization', 'headers.authorization', '*.token', '*.key', 'config.tlsKey'], censor: '[redacted]' },
+  });
+}
+
+/** Readiness from the caches' state: all synced, each watching or recently in contact, not shutting down. */
+export function cacheReadiness(reflectors: { status(): ReflectorStatus }[], isShuttingDown: () => boolean, now = () => Date.now()): Readiness {
+  return {
+    check() {
+      if (isShuttingDown()) return { ready: false, message: 'shutting down' };
+      for (const r of reflectors) {
+        const s = r.status();
+        if (!s.synced) return { ready: false, message: `${s.resource} cache not synced yet${s.lastError ? `: ${s.lastError}` : ''}` };
+        if (!s.watching && now() - s.lastContactMs > STALE_AFTER_MS) {
+          return { ready: false, message: `${s.resource} watch disconnected for ${Math.round((now() - s.lastContactMs) / 1000)} s: ${s.lastError}` };
+        }
+      }
+      return { ready: true };
+    },
+  };
+}
+
+/**
+ * Starts the proxy for a validated config: loads cluster access, starts the
+ * Deployment cache (it syncs in the background; until then reads answer 503),
+ * and listens on both addresses.
+ * @throws KubeConfigError when no cluster access is configured; listen errors (EADDRINUSE).
+ */
+export async function startProxy(config: Config, logger: Logger, reflectorOptions: ReflectorOptions = {}): Promise<RunningProxy> {
+  const loaded = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
+  logger.info({ source: loaded.source, server: loaded.server }, 'cluster access configured');
+  const client = await KubeClient.create(loaded.kc);
+  const deployments = new Reflector(client, DEPLOYMENTS, { logger, ...reflectorOptions });
+  let shuttingDown = false;
+  const readiness = cacheReadiness([deployments], () => shuttingDown);
+  const replicas = new KubeReplicaService(client, deployments);
+  const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
+  const api = buildServer({ deployments, replicas, apiHealth: apiServerReadyz(client), readiness, logger }, { tls });
+  const health = buildHealthServer({ readiness, logger });
+  deployments.start();
+  const apiUrl = await listen(api, config.listen, 'https');
+  const healthUrl = await listen(health, config.healthListen, 'http');
+  const stopReload = watchServerCertificate(api, config, logger);
+  logger.info({ api: apiUrl, health: healthUrl }, 'listening');
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (signal: string): Promise<void> => (stopping ??= (async () => {
+    shuttingDown = true;
+    logger.info({ signal }, 'shutting down: /readyz now fails');
+    if (config.shutdownDelaySeconds > 0) await new Promise((r) => setTimeout(r, config.shutdownDelaySeconds * 1000));
+    stopReload();
+    const drained = Promise.all([api.close(), health.close()]);
+    const bound = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), config.shutdownTimeoutSeconds * 1000).unref());
+    if ((await Promise.race([drained, bound])) === 'timeout') {
+      logger.warn({ timeoutSeconds: config.shutdownTimeoutSeconds }, 'in-flight requests did not finish in time; closing anyway');
+      api.server.closeAllConnections();
+    }
+    await deployments.stop();
+    client.close();
+    logger.info({ conflictsRetried: replicas.conflicts }, 'stopped');
+  })());
+  return { apiUrl, healthUrl, shutdown };
+}
+
+async function listen(app: FastifyInstance, addr: { host: string; port: number }, scheme: string): Promise<string> {
+  await app.listen({ host: addr.host, port: addr.port });
+  const a = app.server.address();
+  const port = typeof a === 'object' && a ? a.port : addr.port;
+  const host = addr.host.includes(':') ? `[${addr.host}]` : addr.host;
+  return `${scheme}://${host}:${port}`;
+}

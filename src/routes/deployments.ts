@@ -1,0 +1,102 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { badRequest, unavailable } from '../errors.js';
+import type { CacheReader } from '../kube/object-store.js';
+import type { CachedDeployment } from '../kube/deployments.js';
+import type { ReplicaService } from '../kube/replicas.js';
+import { methodNotAllowed } from './method-not-allowed.js';
+
+/** Kubernetes' limit on `spec.replicas` (int32). */
+export const MAX_REPLICAS = 2_147_483_647;
+
+/** DNS-1123 label: namespaces (https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#dns-label-names). */
+export const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+/** DNS-1123 subdomain: Deployment names (same page, #dns-subdomain-names). */
+export const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+const DNS1123_LABEL_RE = new RegExp(DNS1123_LABEL);
+
+export interface DeploymentRouteOptions {
+  deployments: CacheReader<CachedDeployment>;
+  replicas: ReplicaService;
+}
+
+const problemSchema = {
+  type: 'object',
+  properties: {
+    type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' }, reason: { type: 'string' },
+  },
+} as const;
+
+const replicasView = {
+  type: 'object',
+  required: ['deployment', 'namespace', 'replicas'],
+  properties: { deployment: { type: 'string' }, namespace: { type: 'string' }, replicas: { type: 'integer' } },
+  additionalProperties: false,
+} as const;
+
+const params = {
+  type: 'object',
+  required: ['namespace', 'deployment'],
+  properties: {
+    namespace: { type: 'string', maxLength: 63, pattern: DNS1123_LABEL },
+    deployment: { type: 'string', maxLength: 253, pattern: DNS1123_SUBDOMAIN },
+  },
+} as const;
+
+const listSchema = {
+  querystring: { type: 'object', properties: { namespace: {} } },
+  response: {
+    200: {
+      type: 'array',
+      items: {
+        type: 'object', required: ['name', 'namespace'],
+        properties: { name: { type: 'string' }, namespace: { type: 'string' } }, additionalProperties: false,
+      },
+    },
+    '4xx': problemSchema,
+    '5xx': problemSchema,
+  },
+};
+
+interface ReplicasParams { namespace: string; deployment: string }
+
+/**
+ * RFD 0001's Deployment endpoints. Reads come from the watch-fed cache only;
+ * the PUT goes to the API server through {@link ReplicaService}.
+ */
+export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = async (app, opts) => {
+  app.get<{ Querystring: { namespace?: unknown } }>('/deployments', { schema: listSchema }, async (req) => {
+    const ns = req.query.namespace;
+    if (Array.isArray(ns)) throw badRequest('querystring.namespace: given more than once; pass one namespace or none');
+    if (ns !== undefined && (typeof ns !== 'string' || ns.length > 63 || !DNS1123_LABEL_RE.test(ns))) {
+      throw badRequest(`querystring.namespace: "${String(ns)}" is not a valid namespace (a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters)`);
+    }
+    if (!opts.deployments.hasSynced()) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
+    return opts.deployments.list(ns)
+      .map((d) => ({ name: d.metadata.name, namespace: d.metadata.namespace }))
+      .sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name));
+  });
+
+  app.get<{ Params: ReplicasParams }>('/deployments/:namespace/:deployment/replicas', {
+    schema: { params, response: { 200: replicasView, '4xx': problemSchema, '5xx': problemSchema } },
+  }, async (req) => opts.replicas.get(req.params.namespace, req.params.deployment));
+
+  app.put<{ Params: ReplicasParams; Body: { replicas: number } }>('/deployments/:namespace/:deployment/replicas', {
+    schema: {
+      params,
+      body: {
+        type: 'object',
+        required: ['replicas'],
+        properties: { replicas: { type: 'integer', minimum: 0, maximum: MAX_REPLICAS } },
+        additionalProperties: false,
+      },
+      response: { 200: replicasView, '4xx': problemSchema, '5xx': problemSchema },
+    },
+  }, async (req) => opts.replicas.set(req.params.namespace, req.params.deployment, req.body.replicas));
+
+  methodNotAllowed(app, '/deployments', ['GET', 'HEAD']);
+  methodNotAllowed(app, '/deployments/:namespace/:deployment/replicas', ['GET', 'HEAD', 'PUT']);
+};
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,50 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ApiHealthCheck } from '../kube/api-health.js';
+import { methodNotAllowed } from './method-not-allowed.js';
+
+/** Whether this process should receive traffic: caches synced, watches fresh, not shutting down. */
+export interface Readiness {
+  check(): { ready: true } | { ready: false; message: string };
+}
+
+/** Options of {@link healthRoutes}; without `apiHealth`, `/healthz` is not served (probe listener). */
+export interface HealthRouteOptions {
+  readiness: Readiness;
+  apiHealth?: ApiHealthCheck;
+}
+
+const healthBody = {
+  type: 'object',
+  required: ['status'],
+  properties: { status: { type: 'string', enum: ['ok', 'error'] }, message: { type: 'string' } },
+  additionalProperties: false,
+} as const;
+const healthSchema = { response: { 200: healthBody, 503: healthBody } };
+
+/**
+ * `/livez` (the process runs: never depends on the API server, so a control-plane blip
+ * does not restart pods), `/readyz` (this proxy can serve), and `/healthz` (the RFD's
+ * upstream check). Health bodies keep the RFD shape `{"status":"ok"}` /
+ * `{"status":"error","message":…}` rather than problem+json, whose `status` member is a number.
+ */
+export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, opts) => {
+  app.get('/livez', { schema: healthSchema }, async () => ({ status: 'ok' as const }));
+
+  app.get('/readyz', { schema: healthSchema }, async (_req, reply) => {
+    const r = opts.readiness.check();
+    if (r.ready) return { status: 'ok' as const };
+    return reply.code(503).header('retry-after', '1').send({ status: 'error' as const, message: r.message });
+  });
+
+  const paths = ['/livez', '/readyz'];
+  if (opts.apiHealth) {
+    const check = opts.apiHealth;
+    app.get('/healthz', { schema: healthSchema }, async (_req, reply) => {
+      const h = await check();
+      if (h.ok) return { status: 'ok' as const };
+      return reply.code(503).send({ status: 'error' as const, message: h.message });
+    });
+    paths.push('/healthz');
+  }
+  for (const url of paths) methodNotAllowed(app, url, ['GET', 'HEAD']);
+};
