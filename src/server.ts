@@ -47,7 +47,7 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     requestIdHeader: false,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, verbose: true } },
     ...(options.tls ? { https: options.tls } : {}),
   });
   if (options.tls) {
@@ -118,7 +118,7 @@ function toHttpProblem(err: FastifyError): ProblemError {
     const field = `${where}${first?.instancePath ? first.instancePath.replaceAll('/', '.') : ''}`;
     let detail = `${field} ${first?.message ?? 'is invalid'}`;
     const rule = first?.keyword === 'pattern' || first?.keyword === 'maxLength' ? NAME_RULES[field] : undefined;
-    if (rule) detail = `${field}: "${String(first?.data ?? '')}" is not ${rule}`;
+    if (rule) detail = `${field}: "${String((first as { data?: unknown } | undefined)?.data ?? "")}" is not ${rule}`;
     if (first?.keyword === 'additionalProperties') detail = `${where}: unknown property "${String(first.params.additionalProperty)}"; only "replicas" is allowed`;
     if (first?.keyword === 'required') detail = `${where}: missing required property "${String(first.params.missingProperty)}"`;
     // A well-formed body with wrong content is 422 (RFC 9110 §15.5.21); a bad path or query is 400.

@@ -1,0 +1,115 @@
+# k8s-api-proxy. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CLUSTER := hack/control-plane/cluster.sh
+KUBECTL = $(shell hack/control-plane/build.sh --print | sed -n 's/^KUBECTL=//p')
+HELM = $(shell hack/control-plane/build.sh --print | sed -n 's/^HELM=//p')
+KUBECONFIG_DEMO := .cluster/proxy.kubeconfig
+DEMO_LISTEN ?= 127.0.0.1:8443
+DEMO_HEALTH_LISTEN ?= 127.0.0.1:8081
+RELEASE ?= k8s-api-proxy
+NAMESPACE ?= k8s-api-proxy
+IMG ?=
+DEPLOY_KUBECONFIG ?= $(KUBECONFIG)
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: install
+install: node_modules/.package-lock.json ## Install npm dependencies (npm ci) when package-lock.json changed.
+
+.PHONY: build
+build: install ## Build bin/api (one bundled Node.js file).
+	node scripts/build.mjs
+
+.PHONY: generate-certs
+generate-certs: install ## Write certs/{ca,server,client}.{crt,key}; FORCE=1 replaces, EXTRA_SANS=a,b adds SANs, CLIENT_CN=name.
+	npx tsx hack/certs.ts certs
+
+.PHONY: run
+run: build generate-certs ## Run the proxy against KUBECONFIG or ~/.kube/config on :8443 (probes on :8081).
+	./bin/api
+
+.PHONY: demo
+demo: build generate-certs cluster-up ## Local control plane + sample Deployments + the proxy on https://localhost:8443.
+	hack/demo.sh
+
+.PHONY: typecheck
+typecheck: install ## TypeScript type check.
+	npx tsc --noEmit
+
+.PHONY: lint
+lint: install ## ESLint, and lint the Dockerfile.
+	npx eslint .
+	node scripts/lint-dockerfile.mjs Dockerfile
+
+##@ Control plane (real etcd + kube-apiserver on loopback)
+
+.PHONY: control-plane
+control-plane: ## Build (or reuse from ~/.cache/k8s-api-proxy) etcd, kube-apiserver, kubectl and helm.
+	hack/control-plane/build.sh
+
+.PHONY: cluster-up
+cluster-up: control-plane ## Start (or repair) the local control plane in .cluster/ and write its kubeconfigs.
+	$(CLUSTER) up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane and delete .cluster/.
+	$(CLUSTER) down
+
+.PHONY: cluster-status
+cluster-status: ## Show whether etcd and kube-apiserver run.
+	$(CLUSTER) status
+
+##@ Test
+
+.PHONY: test
+test: install build control-plane ## Run every test: unit, then integration on a real control plane (started and stopped here).
+	npm run --silent test:unit
+	scripts/test-integration.sh
+
+.PHONY: test-unit
+test-unit: install ## Unit tests only (no cluster).
+	npm run --silent test:unit
+
+.PHONY: test-integration
+test-integration: install build control-plane ## Integration and end-to-end tests on a real control plane in .cluster-test/.
+	scripts/test-integration.sh
+
+.PHONY: ci
+ci: typecheck lint test ## What CI runs: typecheck, lint, all tests.
+
+.PHONY: bench
+bench: build control-plane ## Benchmark cached reads against a direct API-server read, as ratios.
+	scripts/bench.sh
+
+##@ Deploy
+
+.PHONY: docker-build-push
+docker-build-push: ## Build and push the image; needs IMG=registry/repo:tag.
+	@if [ -z "$(IMG)" ]; then echo "docker-build-push: set IMG, e.g. make docker-build-push IMG=registry.example.com/k8s-api-proxy:0.1.0" >&2; exit 2; fi
+	docker build -t "$(IMG)" .
+	docker push "$(IMG)"
+
+.PHONY: deploy
+deploy: control-plane ## helm upgrade --install into NAMESPACE, certificates from certs/ (KUBECONFIG, IMG optional).
+	hack/deploy.sh install
+
+.PHONY: undeploy
+undeploy: control-plane ## Remove the release, its ClusterRole/Binding and the namespace.
+	hack/deploy.sh uninstall
+
+.PHONY: clean
+clean: ## Remove build output (not certs/ or the cluster).
+	rm -rf bin dist coverage

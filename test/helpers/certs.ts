@@ -1,0 +1,47 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCa, issueCert, DEFAULT_SERVER_SANS, type IssuedCert } from '../../hack/certs.js';
+
+/** A directory of certificates for one test file, made by the same generator as `make generate-certs`. */
+export interface CertFixture {
+  dir: string;
+  caFile: string;
+  serverCertFile: string;
+  serverKeyFile: string;
+  ca: string;
+  client: { cert: string; key: string };
+  /** Valid client certificate from an unrelated CA. */
+  otherCaClient: { cert: string; key: string };
+  /** Client certificate from the right CA whose validity ended yesterday. */
+  expiredClient: { cert: string; key: string };
+  /** The server certificate (serverAuth only) presented as a client certificate. */
+  serverAsClient: { cert: string; key: string };
+  /** A fresh server pair from the same CA (for reload tests). */
+  issueServer(): Promise<IssuedCert>;
+}
+
+export async function makeCertFixture(): Promise<CertFixture> {
+  const dir = mkdtempSync(join(tmpdir(), 'k8s-api-proxy-certs-'));
+  const ca = await createCa('test CA');
+  const issueServer = (): Promise<IssuedCert> => issueCert(ca, { commonName: 'k8s-api-proxy', usages: ['server'], sans: DEFAULT_SERVER_SANS });
+  const server = await issueServer();
+  const client = await issueCert(ca, { commonName: 'ci-pipeline', usages: ['client'] });
+  const other = await createCa('another CA');
+  const otherClient = await issueCert(other, { commonName: 'intruder', usages: ['client'] });
+  const day = 86_400_000;
+  const expired = await issueCert(ca, { commonName: 'expired', usages: ['client'], notBefore: new Date(Date.now() - 10 * day), notAfter: new Date(Date.now() - day) });
+  const write = (name: string, pem: string): string => { const p = join(dir, name); writeFileSync(p, pem, { mode: 0o600 }); return p; };
+  return {
+    dir,
+    caFile: write('ca.crt', ca.certPem),
+    serverCertFile: write('server.crt', server.certPem),
+    serverKeyFile: write('server.key', server.keyPem),
+    ca: ca.certPem,
+    client: { cert: client.certPem, key: client.keyPem },
+    otherCaClient: { cert: otherClient.certPem, key: otherClient.keyPem },
+    expiredClient: { cert: expired.certPem, key: expired.keyPem },
+    serverAsClient: { cert: server.certPem, key: server.keyPem },
+    issueServer,
+  };
+}

@@ -1,0 +1,89 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import {
+  ensureCluster, kubectl, kubectlOk, apiServerUrl, stopApiServer, startApiServer, pidOf,
+  PROXY_KUBECONFIG, TestNamespace, CLUSTER_DIR, ROOT,
+} from '../helpers/cluster.js';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+
+const canI = async (verb: string, resource: string, extra: string[] = []): Promise<string> =>
+  (await kubectl(['auth', 'can-i', verb, resource, ...extra], { kubeconfig: PROXY_KUBECONFIG })).stdout.trim();
+
+function portRefuses(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const s = connect(Number(port), hostname);
+    s.on('connect', () => { s.destroy(); resolve(false); });
+    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
+
+describe('local control plane', () => {
+  before(ensureCluster);
+
+  it('serves the system namespaces and the proxy namespace', async () => {
+    const names = (await kubectlOk(['get', 'ns', '-o', 'jsonpath={.items[*].metadata.name}'])).split(' ');
+    for (const ns of ['default', 'kube-system', 'k8s-api-proxy']) assert.ok(names.includes(ns), `${ns} in ${names}`);
+  });
+
+  it('reports a truthful version', async () => {
+    const v = JSON.parse(await kubectlOk(['version', '-o', 'json']));
+    assert.match(v.serverVersion.gitVersion, /^v1\.3[4-7]\.\d+$/);
+  });
+
+  it('gives the proxy ServiceAccount exactly its least-privilege role', async () => {
+    const allowed: Array<[string, string, string[]?]> = [
+      ['get', 'deployments.apps'], ['list', 'deployments.apps'], ['watch', 'deployments.apps'],
+      ['get', 'deployments.apps', ['--subresource=scale']], ['update', 'deployments.apps', ['--subresource=scale']],
+      ['get', 'pods'], ['list', 'pods'], ['watch', 'pods'],
+      ['get', '/healthz'], ['get', '/livez'], ['get', '/readyz'],
+    ];
+    const denied: Array<[string, string, string[]?]> = [
+      ['update', 'deployments.apps'], ['patch', 'deployments.apps'], ['delete', 'deployments.apps'], ['create', 'deployments.apps'],
+      ['patch', 'deployments.apps', ['--subresource=scale']], ['update', 'deployments.apps', ['--subresource=status']],
+      ['get', 'secrets'], ['list', 'secrets', ['-A']], ['delete', 'pods'], ['create', 'pods/exec'],
+    ];
+    for (const [verb, res, extra] of allowed) assert.equal(await canI(verb, res, extra), 'yes', `${verb} ${res} ${extra ?? ''}`);
+    for (const [verb, res, extra] of denied) assert.equal(await canI(verb, res, extra), 'no', `${verb} ${res} ${extra ?? ''}`);
+  });
+
+  it('cluster-up is idempotent: a second run keeps the same processes', async () => {
+    const before = [pidOf('etcd'), pidOf('kube-apiserver')];
+    const r = await new Promise<number>((res) => execFile(join(ROOT, 'hack/control-plane/cluster.sh'), ['up'], { env: { ...process.env, CLUSTER_DIR } }, (e) => res(e ? 1 : 0)));
+    assert.equal(r, 0);
+    assert.deepEqual([pidOf('etcd'), pidOf('kube-apiserver')], before);
+  });
+
+  describe('an API server outage', () => {
+    let ns: TestNamespace;
+    before(async () => { ns = await TestNamespace.create('cp-outage'); });
+    after(async () => { await startApiServer(); await ns.cleanup(); });
+
+    it('refuses connections while down, keeps objects and tokens after a restart', async () => {
+      await ns.createDeployment('survivor', { replicas: 3, labels: { tier: 'web' } });
+      const url = apiServerUrl();
+      const etcdPid = pidOf('etcd');
+      await stopApiServer();
+      assert.equal(await portRefuses(url), true, 'port refuses while kube-apiserver is stopped');
+      const during = await kubectl(['get', 'ns', 'default', '--request-timeout=2s']);
+      assert.notEqual(during.code, 0);
+      await startApiServer();
+      assert.equal(pidOf('etcd'), etcdPid, 'etcd kept running');
+      const d = await ns.getDeployment('survivor');
+      assert.equal(d.spec.replicas, 3);
+      assert.equal(d.metadata.labels.tier, 'web');
+      assert.equal(await canI('list', 'deployments.apps'), 'yes', 'the proxy token minted before the outage still works');
+    });
+
+    it('cluster-up repairs a half-running cluster (etcd up, kube-apiserver down)', async () => {
+      await stopApiServer();
+      assert.equal(pidOf('kube-apiserver'), undefined);
+      const code = await new Promise<number>((res) => execFile(join(ROOT, 'hack/control-plane/cluster.sh'), ['up'], { env: { ...process.env, CLUSTER_DIR } }, (e) => res(e ? 1 : 0)));
+      assert.equal(code, 0);
+      assert.ok(pidOf('kube-apiserver'));
+      assert.equal((await ns.getDeployment('survivor')).spec.replicas, 3);
+    });
+  });
+});
