@@ -1,0 +1,263 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestNamespace, kubectl, PROXY_KUBECONFIG } from '../helpers/cluster.js';
+import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
+import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
+import { waitFor } from '../helpers/wait.js';
+
+const PROBLEM_KEYS = ['detail', 'reason', 'status', 'title', 'type'];
+
+function assertProblem(r: { status: number; headers: Record<string, unknown>; json: Record<string, unknown> }, status: number, reason: string, detail?: RegExp): void {
+  assert.equal(r.status, status, JSON.stringify(r.json));
+  assert.match(String(r.headers['content-type']), /^application\/problem\+json/);
+  assert.deepEqual(Object.keys(r.json).sort(), PROBLEM_KEYS);
+  assert.equal(r.json.status, status);
+  assert.equal(r.json.reason, reason);
+  if (detail) assert.match(String(r.json.detail), detail);
+}
+
+describe('the proxy API on a real control plane (least-privilege ServiceAccount)', () => {
+  let certs: CertFixture;
+  let proxy: ProxyProcess;
+  let a: TestNamespace;
+  let b: TestNamespace;
+
+  before(async () => {
+    certs = await makeCertFixture();
+    a = await TestNamespace.create('api-a');
+    b = await TestNamespace.create('api-b');
+    await a.createDeployment('foo', { replicas: 3, labels: { team: 'x' }, annotations: { note: 'keep-me' } });
+    await a.createDeployment('bar', { replicas: 1 });
+    await b.createDeployment('alpha', { replicas: 0 });
+    await a.setDeploymentStatus('foo', { observedGeneration: 1, replicas: 3, readyReplicas: 3, availableReplicas: 3, updatedReplicas: 3 });
+    proxy = await startProxy({ certs });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await a?.cleanup();
+    await b?.cleanup();
+  });
+
+  describe('GET /healthz', () => {
+    it('answers {"status":"ok"} while the API server is ready', async () => {
+      const r = await proxy.request('/healthz');
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json, { status: 'ok' });
+    });
+  });
+
+  describe('GET /deployments', () => {
+    it('lists every Deployment sorted by namespace, then name, with exactly name and namespace', async () => {
+      const r = await proxy.request('/deployments');
+      assert.equal(r.status, 200);
+      const mine = (r.json as Array<{ name: string; namespace: string }>).filter((d) => d.namespace === a.name || d.namespace === b.name);
+      const expected = [{ name: 'bar', namespace: a.name }, { name: 'foo', namespace: a.name }, { name: 'alpha', namespace: b.name }]
+        .sort((x, y) => (x.namespace + x.name < y.namespace + y.name ? -1 : 1));
+      assert.deepEqual(mine, expected);
+      const all = r.json as Array<{ name: string; namespace: string }>;
+      const keys = all.map((d) => `${d.namespace}\u0000${d.name}`);
+      assert.deepEqual(keys, [...keys].sort());
+    });
+
+    it('filters by ?namespace=', async () => {
+      const r = await proxy.request(`/deployments?namespace=${a.name}`);
+      assert.deepEqual(r.json, [{ name: 'bar', namespace: a.name }, { name: 'foo', namespace: a.name }]);
+    });
+
+    it('answers [] for a namespace that does not exist', async () => {
+      const r = await proxy.request('/deployments?namespace=no-such-namespace');
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json, []);
+    });
+
+    for (const [label, query] of [['an invalid namespace', '?namespace=Not_Valid'], ['a repeated namespace', '?namespace=a&namespace=b'], ['an empty namespace', '?namespace=']] as const) {
+      it(`answers 400 for ${label}`, async () => {
+        assertProblem(await proxy.request(`/deployments${query}`), 400, 'BadRequest', /namespace/);
+      });
+    }
+  });
+
+  describe('GET /deployments/{namespace}/{deployment}/replicas', () => {
+    it('answers spec.replicas in the RFD shape', async () => {
+      const r = await proxy.request(`/deployments/${a.name}/foo/replicas`);
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json, { deployment: 'foo', namespace: a.name, replicas: 3 });
+      assert.deepEqual((await proxy.request(`/deployments/${b.name}/alpha/replicas`)).json, { deployment: 'alpha', namespace: b.name, replicas: 0 });
+    });
+
+    it('answers 404 for a missing Deployment', async () => {
+      assertProblem(await proxy.request(`/deployments/${a.name}/missing/replicas`), 404, 'NotFound', /"missing".*namespace/);
+    });
+
+    it('answers 400 for an invalid namespace or Deployment name', async () => {
+      assertProblem(await proxy.request('/deployments/UPPER/foo/replicas'), 400, 'BadRequest', /params\.namespace/);
+      assertProblem(await proxy.request(`/deployments/${a.name}/bad_name!/replicas`), 400, 'BadRequest', /params\.deployment/);
+      assertProblem(await proxy.request(`/deployments/${'n'.repeat(64)}/foo/replicas`), 400, 'BadRequest', /params\.namespace/);
+    });
+  });
+
+  describe('PUT /deployments/{namespace}/{deployment}/replicas', () => {
+    it('writes through deployments/scale and answers the committed value; nothing else changes', async () => {
+      const before = await a.getDeployment('foo');
+      const r = await proxy.request(`/deployments/${a.name}/foo/replicas`, { method: 'PUT', body: { replicas: 5 } });
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json, { deployment: 'foo', namespace: a.name, replicas: 5 });
+      const after = await a.getDeployment('foo');
+      assert.equal(after.spec.replicas, 5);
+      assert.deepEqual(after.metadata.labels, before.metadata.labels);
+      assert.deepEqual(after.metadata.annotations, before.metadata.annotations);
+      assert.deepEqual(after.spec.template, before.spec.template);
+      assert.deepEqual(after.spec.selector, before.spec.selector);
+      assert.deepEqual(after.spec.strategy, before.spec.strategy);
+    });
+
+    it('answers 404 for a missing Deployment and creates nothing', async () => {
+      assertProblem(await proxy.request(`/deployments/${a.name}/ghost/replicas`, { method: 'PUT', body: { replicas: 2 } }), 404, 'NotFound');
+      const r = await kubectl(['-n', a.name, 'get', 'deployment', 'ghost']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /NotFound|not found/);
+    });
+
+    const bad: Array<[string, string, number, string, RegExp]> = [
+      ['malformed JSON', '{"replicas": 3', 400, 'BadRequest', /malformed JSON/],
+      ['an empty body', '', 400, 'BadRequest', /body/],
+      ['replicas missing', '{}', 422, 'Invalid', /replicas/],
+      ['replicas a string', '{"replicas":"3"}', 422, 'Invalid', /replicas/],
+      ['replicas a fraction', '{"replicas":1.5}', 422, 'Invalid', /replicas/],
+      ['replicas negative', '{"replicas":-1}', 422, 'Invalid', /replicas/],
+      ['replicas above int32', '{"replicas":2147483648}', 422, 'Invalid', /replicas/],
+      ['replicas null', '{"replicas":null}', 422, 'Invalid', /replicas/],
+      ['another property', '{"replicas":2,"image":"evil"}', 422, 'Invalid', /image/],
+      ['an array', '[2]', 422, 'Invalid', /body/],
+      ['a prototype-poisoning key', '{"replicas":2,"__proto__":{"x":1}}', 400, 'BadRequest', /./],
+    ];
+    for (const [label, raw, status, reason, detail] of bad) {
+      it(`answers ${status} for ${label} and changes nothing`, async () => {
+        const before = await a.getDeployment('bar');
+        const r = await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', rawBody: raw, headers: { 'content-type': 'application/json' } });
+        assertProblem(r, status, reason, detail);
+        const after = await a.getDeployment('bar');
+        assert.equal(after.metadata.resourceVersion, before.metadata.resourceVersion);
+      });
+    }
+
+    it('answers 415 for a Content-Type other than application/json', async () => {
+      const r = await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', rawBody: '{"replicas":2}', headers: { 'content-type': 'text/plain' } });
+      assertProblem(r, 415, 'UnsupportedMediaType', /application\/json/);
+    });
+
+    it('answers 413 for a body over 1 KiB', async () => {
+      const r = await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', rawBody: JSON.stringify({ replicas: 2, pad: 'x'.repeat(2000) }), headers: { 'content-type': 'application/json' } });
+      assertProblem(r, 413, 'PayloadTooLarge', /1024 bytes/);
+    });
+
+    it('accepts the largest int32 and 0', async () => {
+      for (const n of [2147483647, 0]) {
+        const r = await proxy.request(`/deployments/${b.name}/alpha/replicas`, { method: 'PUT', body: { replicas: n } });
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.json.replicas, n);
+      }
+    });
+  });
+
+  describe('routing', () => {
+    it('answers 404 problem+json for an unknown path', async () => {
+      assertProblem(await proxy.request('/nope'), 404, 'NotFound', /\/nope/);
+      assertProblem(await proxy.request('/deployments/a/b/replicas/extra'), 404, 'NotFound');
+    });
+
+    it('answers 405 with Allow for a known path with another method', async () => {
+      const r = await proxy.request('/deployments', { method: 'DELETE' });
+      assertProblem(r, 405, 'MethodNotAllowed');
+      assert.equal(r.headers.allow, 'GET, HEAD');
+      const p = await proxy.request(`/deployments/${a.name}/foo/replicas`, { method: 'POST', body: { replicas: 1 } });
+      assertProblem(p, 405, 'MethodNotAllowed');
+      assert.equal(p.headers.allow, 'GET, HEAD, PUT');
+    });
+
+    it('logs each request with the client certificate CN and no credentials', async () => {
+      await proxy.request('/deployments');
+      const line = await waitFor('request log line', () => proxy.logs.find((l) => l.msg === 'request' && l.path === '/deployments' && l.status === 200)) as Record<string, unknown>;
+      assert.equal(line.client, 'ci-pipeline');
+      assert.equal(line.method, 'GET');
+      assert.equal(typeof line.durationMs, 'number');
+      assert.ok(line.reqId);
+      const all = JSON.stringify(proxy.logs) + proxy.stderr();
+      assert.doesNotMatch(all, /eyJhbGciOi/, 'no ServiceAccount token (JWT) in logs');
+      assert.doesNotMatch(all, /PRIVATE KEY/);
+    });
+  });
+
+  describe('the cache follows the cluster', () => {
+    it('shows kubectl scale, create and delete within 2 s', async () => {
+      await a.scale('bar', 4);
+      await waitFor('scale visible', async () => (await proxy.request(`/deployments/${a.name}/bar/replicas`)).json.replicas === 4, 2_000);
+      await a.createDeployment('fresh', { replicas: 2 });
+      await waitFor('create visible', async () => (await proxy.request(`/deployments/${a.name}/fresh/replicas`)).status === 200, 2_000);
+      await a.deleteDeployment('fresh');
+      await waitFor('delete visible', async () => (await proxy.request(`/deployments/${a.name}/fresh/replicas`)).status === 404, 2_000);
+      const list = await proxy.request(`/deployments?namespace=${a.name}`);
+      assert.deepEqual(list.json.map((d: { name: string }) => d.name), ['bar', 'foo']);
+    });
+  });
+
+  describe('read your writes', () => {
+    it('never shows the old value after a PUT answered 200 (50 times in a row)', async () => {
+      for (let i = 0; i < 50; i++) {
+        const value = 10 + (i % 7) + (i % 2) * 20;
+        const put = await proxy.request(`/deployments/${a.name}/foo/replicas`, { method: 'PUT', body: { replicas: value } });
+        assert.equal(put.status, 200, put.text);
+        const get = await proxy.request(`/deployments/${a.name}/foo/replicas`);
+        assert.equal(get.json.replicas, value, `iteration ${i}`);
+      }
+    });
+  });
+
+  describe('concurrent writers', () => {
+    it('20 concurrent PUTs with distinct values: all 200, the final value is one of them, nothing else changes', async () => {
+      const before = await a.getDeployment('foo');
+      const values = Array.from({ length: 20 }, (_, i) => 100 + i);
+      const answers = await Promise.all(values.map((v) => proxy.request(`/deployments/${a.name}/foo/replicas`, { method: 'PUT', body: { replicas: v } })));
+      const statuses = answers.map((r) => r.status);
+      assert.ok(statuses.every((s) => s < 500), `no 5xx: ${statuses}`);
+      const ok = answers.filter((r) => r.status === 200).map((r) => r.json.replicas as number);
+      const conflicts = statuses.filter((s) => s === 409).length;
+      assert.equal(ok.length + conflicts, 20);
+      assert.equal(conflicts, 0, 'no request ran out of conflict retries');
+      const after = await a.getDeployment('foo');
+      assert.ok(ok.includes(after.spec.replicas), `final ${after.spec.replicas} is one answered 200`);
+      assert.deepEqual(after.metadata.labels, before.metadata.labels);
+      assert.deepEqual(after.metadata.annotations, before.metadata.annotations);
+      assert.deepEqual(after.spec.template, before.spec.template);
+    });
+
+    it('retries 409 Conflict while another writer keeps changing the Deployment', async () => {
+      // A second writer (admin) bumps the resourceVersion with label edits while the
+      // proxy writes: the proxy's precondition fails and it must re-read and retry.
+      let stop = false;
+      const churn = (async () => {
+        for (let i = 0; !stop && i < 200; i++) await kubectl(['-n', a.name, 'label', 'deployment', 'bar', `churn=${i}`, '--overwrite']);
+      })();
+      const results = [];
+      for (let i = 0; i < 15; i++) results.push(await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', body: { replicas: 50 + i } }));
+      stop = true;
+      await churn;
+      assert.deepEqual(results.map((r) => r.status), Array(15).fill(200));
+      assert.equal((await a.getDeployment('bar')).spec.replicas, 64);
+    });
+  });
+
+  describe('least privilege', () => {
+    it("the proxy's token cannot update or patch a Deployment's pod template", async () => {
+      const patch = await kubectl(['-n', a.name, 'patch', 'deployment', 'foo', '--type=merge', '-p', '{"spec":{"template":{"spec":{"containers":[{"name":"main","image":"evil:latest"}]}}}}'], { kubeconfig: PROXY_KUBECONFIG });
+      assert.notEqual(patch.code, 0);
+      assert.match(patch.stderr, /forbidden/i);
+      const dep = await a.getDeployment('foo');
+      dep.spec.template.spec.containers[0].image = 'evil:latest';
+      const update = await kubectl(['replace', '-f', '-'], { kubeconfig: PROXY_KUBECONFIG, input: JSON.stringify(dep) });
+      assert.notEqual(update.code, 0);
+      assert.match(update.stderr, /forbidden/i);
+      assert.equal((await a.getDeployment('foo')).spec.template.spec.containers[0].image, 'registry.k8s.io/pause:3.10');
+    });
+  });
+});
