@@ -234,6 +234,8 @@ export class KubeClient {
           res.on('data', () => arm(options.inactivityMs));
           res.on('error', fail);
           const lines = createInterface({ input: res, crlfDelay: Infinity });
+          // readline re-emits a stream error on the interface; unhandled, it would kill the process.
+          lines.on('error', fail);
           lines.on('line', (line) => {
             if (line.trim() === '') return;
             try {
