@@ -38,6 +38,12 @@ async function main(): Promise<number> {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  const force = (): void => {
+    logger.warn('second signal during shutdown: exiting without draining');
+    process.exit(1);
+  };
+  process.once('SIGTERM', force);
+  process.once('SIGINT', force);
   await proxy.shutdown(signal);
   return 0;
 }

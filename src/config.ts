@@ -100,7 +100,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const tlsCert = readFile('--tls-cert', tlsCertFile, errors);
   const tlsKey = readFile('--tls-key', tlsKeyFile, errors);
   const clientCa = readFile('--client-ca', clientCaFile, errors);
-  if (tlsCert && tlsKey) checkKeyPair(tlsCert, tlsKey, errors);
+  checkKeyPair(tlsCert, tlsKey, errors);
   if (clientCa) checkCa(clientCa, errors);
   const logLevel = get('log-level')!;
   if (!LOG_LEVELS.includes(logLevel)) errors.push(`--log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
@@ -160,23 +160,25 @@ function readFile(flag: string, path: string, errors: string[]): Buffer | undefi
   }
 }
 
-function checkKeyPair(certPem: Buffer, keyPem: Buffer, errors: string[]): void {
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(certPem);
-  } catch (err) {
-    errors.push(`--tls-cert: not a PEM certificate (${(err as Error).message})`);
-    return;
+function checkKeyPair(certPem: Buffer | undefined, keyPem: Buffer | undefined, errors: string[]): void {
+  let cert: X509Certificate | undefined;
+  let key: ReturnType<typeof createPrivateKey> | undefined;
+  if (certPem) {
+    try {
+      cert = new X509Certificate(certPem);
+      if (Date.parse(cert.validTo) < Date.now()) errors.push(`--tls-cert: expired on ${cert.validTo}`);
+    } catch (err) {
+      errors.push(`--tls-cert: not a PEM certificate (${(err as Error).message})`);
+    }
   }
-  let key;
-  try {
-    key = createPrivateKey(keyPem);
-  } catch (err) {
-    errors.push(`--tls-key: not a PEM private key (${(err as Error).message})`);
-    return;
+  if (keyPem) {
+    try {
+      key = createPrivateKey(keyPem);
+    } catch (err) {
+      errors.push(`--tls-key: not a PEM private key (${(err as Error).message})`);
+    }
   }
-  if (!cert.checkPrivateKey(key)) errors.push('--tls-key: does not match the public key of --tls-cert');
-  if (Date.parse(cert.validTo) < Date.now()) errors.push(`--tls-cert: expired on ${cert.validTo}`);
+  if (cert && key && !cert.checkPrivateKey(key)) errors.push('--tls-key: does not match the public key of --tls-cert');
 }
 
 function checkCa(pem: Buffer, errors: string[]): void {

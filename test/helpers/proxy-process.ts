@@ -18,7 +18,9 @@ export interface ProxyProcess {
   stderr(): string;
   /** mTLS request with the fixture's valid client certificate (or `opts.tls`). */
   request(path: string, opts?: CallOptions): Promise<CallResult>;
-  /** Sends `signal` and resolves with the exit code. */
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+  /** Sends `signal` (unless already exited) and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -71,7 +73,7 @@ export async function startProxy(opts: StartOptions): Promise<ProxyProcess> {
   const { api, health } = await listening;
   const apiUrl = api.replace('127.0.0.1', 'localhost');
   const proxy: ProxyProcess = {
-    apiUrl, healthUrl: health, child, logs,
+    apiUrl, healthUrl: health, child, logs, exited,
     stderr: () => stderr,
     request: (path, o = {}) => call(`${apiUrl}${path}`, { tls: { ca: opts.certs.ca, ...opts.certs.client }, ...o }),
     stop: async (signal = 'SIGTERM') => {

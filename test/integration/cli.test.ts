@@ -1,0 +1,78 @@
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, ensureCluster } from '../helpers/cluster.js';
+import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
+import { startProxy } from '../helpers/proxy-process.js';
+import { call } from '../helpers/https.js';
+
+const BIN = join(ROOT, 'bin/api');
+
+function runApi(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, HOME: mkdtempSync(join(tmpdir(), 'home-')), ...env }, timeout: 10_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('bin/api command line', () => {
+  let certs: CertFixture;
+  before(async () => { certs = await makeCertFixture(); });
+  const tlsArgs = (): string[] => ['--tls-cert', certs.serverCertFile, '--tls-key', certs.serverKeyFile, '--client-ca', certs.caFile];
+
+  it('prints every flag with its default and environment variable in --help', async () => {
+    const r = await runApi(['--help']);
+    assert.equal(r.code, 0);
+    for (const flag of ['--kubeconfig', '--context', '--listen', '--tls-cert', '--tls-key', '--client-ca', '--health-listen', '--log-level']) assert.match(r.stdout, new RegExp(`${flag} `));
+    assert.match(r.stdout, /default 0\.0\.0\.0:8443/);
+    assert.match(r.stdout, /\$K8S_API_PROXY_LISTEN/);
+  });
+
+  it('reports every configuration error at once, naming each flag, and exits 2 without listening', async () => {
+    const r = await runApi(['--listen', 'nonsense', '--health-listen', '127.0.0.1:99999', '--tls-cert', '/no/such.crt', '--tls-key', certs.caFile, '--client-ca', certs.serverKeyFile, '--log-level', 'loud', '--bogus']);
+    assert.equal(r.code, 2);
+    for (const flag of ['--listen', '--health-listen', '--tls-cert', '--tls-key', '--client-ca', '--log-level', '--bogus']) assert.match(r.stderr, new RegExp(flag), flag);
+  });
+
+  it('refuses a key that does not match the certificate', async () => {
+    const other = await certs.issueServer();
+    const dir = mkdtempSync(join(tmpdir(), 'keys-'));
+    writeFileSync(join(dir, 'other.key'), other.keyPem);
+    const r = await runApi(['--tls-cert', certs.serverCertFile, '--tls-key', join(dir, 'other.key'), '--client-ca', certs.caFile]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--tls-key: does not match/);
+  });
+
+  it('exits 2 naming what it tried when no cluster access is configured (no silent localhost:8080)', async () => {
+    const r = await runApi([...tlsArgs(), '--listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /no Kubernetes configuration found; tried: --kubeconfig \(not set\), \$KUBECONFIG \(not set\), .*\.kube\/config \(missing\), in-cluster config/);
+  });
+
+  it('reads flags from their environment twins', async () => {
+    const r = await runApi([], { K8S_API_PROXY_LISTEN: 'bad', K8S_API_PROXY_TLS_CERT: '/nope' });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--listen: "bad"/);
+    assert.match(r.stderr, /--tls-cert: cannot read \/nope/);
+  });
+
+  it('on SIGTERM fails /readyz first, then drains and exits 0', async () => {
+    await ensureCluster();
+    const proxy = await startProxy({ certs, args: ['--shutdown-delay-seconds', '2'] });
+    assert.equal((await call(`${proxy.healthUrl}/readyz`)).status, 200);
+    proxy.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    const during = await call(`${proxy.healthUrl}/readyz`);
+    assert.equal(during.status, 503);
+    assert.deepEqual(during.json, { status: 'error', message: 'shutting down' });
+    const still = await proxy.request('/deployments');
+    assert.equal(still.status, 200, 'requests are still served during the shutdown delay');
+    const code = await proxy.exited;
+    assert.equal(code, 0);
+    assert.ok(proxy.logs.some((l) => l.msg === 'stopped'));
+  });
+});
