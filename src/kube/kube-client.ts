@@ -205,6 +205,7 @@ export class KubeClient {
     const local = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, local.signal]) : local.signal;
     let stalled = false;
+    let eventError: unknown;
     let timer: NodeJS.Timeout | undefined;
     const arm = (ms: number): void => {
       clearTimeout(timer);
@@ -215,7 +216,8 @@ export class KubeClient {
       await new Promise<void>((resolve, reject) => {
         const req = this.open('GET', path, headers, signal);
         const fail = (err: unknown): void => {
-          if (stalled) reject(new KubeTimeoutError(`watch ${path}: no data for ${options.inactivityMs} ms`));
+          if (eventError !== undefined) reject(eventError);
+          else if (stalled) reject(new KubeTimeoutError(`watch ${path}: no data for ${options.inactivityMs} ms`));
           else reject(translateError(err as Error, undefined, `watch ${path}`, 0));
         };
         req.on('error', fail);
@@ -238,13 +240,17 @@ export class KubeClient {
           lines.on('error', fail);
           lines.on('line', (line) => {
             if (line.trim() === '') return;
+            if (eventError !== undefined) return;
             try {
               options.onEvent(JSON.parse(line) as WatchEvent);
             } catch (err) {
-              req.destroy(err as Error);
+              eventError = err;
+              fail(err);
+              lines.close();
+              req.destroy();
             }
           });
-          lines.on('close', () => { if (res.complete) resolve(); });
+          lines.on('close', () => { if (res.complete && eventError === undefined) resolve(); });
           res.on('close', () => { if (!res.complete) fail(new Error('watch stream closed early')); });
         });
         req.end();

@@ -1,0 +1,159 @@
+import { describe, it, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { Reflector, backoffDelayMs, DEFAULT_BACKOFF, type ReflectorClock } from '../../src/kube/reflector.js';
+import { DEPLOYMENTS, type CachedDeployment } from '../../src/kube/deployments.js';
+import { fakeApiServer, json, deployment, type FakeApiServer } from '../helpers/fake-api-server.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** A clock whose sleeps are recorded and last 1 ms, so backoff can be observed without waiting. */
+function recordingClock(): ReflectorClock & { sleeps: number[] } {
+  const sleeps: number[] = [];
+  return {
+    sleeps,
+    now: () => Date.now(),
+    random: () => 0.5,
+    sleep: (ms) => { sleeps.push(ms); return new Promise((r) => setTimeout(r, 1)); },
+  };
+}
+
+const watchLine = (type: string, object: unknown): string => `${JSON.stringify({ type, object })}\n`;
+
+describe('Reflector (list/watch cache)', () => {
+  let server: FakeApiServer | undefined;
+  let reflector: Reflector<CachedDeployment> | undefined;
+  afterEach(async () => {
+    await reflector?.stop();
+    await server?.close();
+    reflector = undefined;
+    server = undefined;
+  });
+
+  it('lists in pages with limit/continue, strips managedFields, and indexes by namespace', async () => {
+    server = await fakeApiServer((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      if (u.searchParams.get('watch')) return void res.writeHead(200).flushHeaders();
+      if (!u.searchParams.get('continue')) json(res, 200, { metadata: { continue: 'page2', resourceVersion: '' }, items: [deployment('a', 'one', '5'), deployment('b', 'two', '6')] });
+      else json(res, 200, { metadata: { resourceVersion: '10' }, items: [deployment('a', 'three', '7')] });
+    });
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { pageSize: 2, clock: recordingClock() });
+    reflector.start();
+    await reflector.whenSynced;
+    assert.deepEqual(server.requests.slice(0, 2), ['/apis/apps/v1/deployments?limit=2', '/apis/apps/v1/deployments?limit=2&continue=page2']);
+    assert.deepEqual(reflector.list('a').map((d) => d.metadata.name).sort(), ['one', 'three']);
+    assert.deepEqual(reflector.list('b').map((d) => d.metadata.name), ['two']);
+    assert.equal(reflector.list().length, 3);
+    assert.equal((reflector.get('a', 'one')?.metadata as Record<string, unknown>).managedFields, undefined);
+    assert.ok(Object.isFrozen(reflector.get('a', 'one')), 'cached objects cannot be mutated by readers');
+    await waitFor('watch from the list RV', () => server!.requests.some((r) => r.includes('watch=true') && r.includes('resourceVersion=10')));
+  });
+
+  it('applies watch events and reconnects from the last resourceVersion without relisting', async () => {
+    server = await fakeApiServer((req, res, n) => {
+      const u = new URL(req.url!, 'http://x');
+      if (!u.searchParams.get('watch')) return json(res, 200, { metadata: { resourceVersion: '1' }, items: [deployment('ns', 'web', '1', 1)] });
+      if (u.searchParams.get('resourceVersion') === '1') {
+        res.writeHead(200);
+        res.write(watchLine('MODIFIED', deployment('ns', 'web', '2', 4)));
+        res.write(watchLine('ADDED', deployment('ns', 'api', '3', 2)));
+        res.write(watchLine('BOOKMARK', { metadata: { resourceVersion: '9' } }));
+        setTimeout(() => res.end(), 1_100 - n); // a normal, healthy end (server timeoutSeconds)
+        return;
+      }
+      res.writeHead(200).flushHeaders();
+    });
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { clock: recordingClock() });
+    reflector.start();
+    await waitFor('second watch', () => server!.requests.some((r) => r.includes('resourceVersion=9')), 5_000);
+    assert.equal(reflector.get('ns', 'web')?.spec?.replicas, 4);
+    assert.equal(reflector.get('ns', 'api')?.spec?.replicas, 2);
+    assert.equal(server.requests.filter((r) => !r.includes('watch=true')).length, 1, 'listed once');
+    const watch = new URL(server.requests[1], 'http://x').searchParams;
+    assert.equal(watch.get('allowWatchBookmarks'), 'true');
+    const t = Number(watch.get('timeoutSeconds'));
+    assert.ok(t >= 300 && t <= 600, `timeoutSeconds ${t} within client-go's 5-10 min`);
+  });
+
+  it('relists on 410 Gone and drops objects deleted during the gap', async () => {
+    let lists = 0;
+    server = await fakeApiServer((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      if (!u.searchParams.get('watch')) {
+        lists++;
+        return lists === 1
+          ? json(res, 200, { metadata: { resourceVersion: '100' }, items: [deployment('ns', 'keep', '90'), deployment('ns', 'gone', '91')] })
+          : json(res, 200, { metadata: { resourceVersion: '300' }, items: [deployment('ns', 'keep', '250', 7)] });
+      }
+      res.writeHead(200);
+      if (u.searchParams.get('resourceVersion') === '100') {
+        res.end(watchLine('ERROR', { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version: 100 (200)' }));
+      } else res.flushHeaders();
+    });
+    const clock = recordingClock();
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { clock });
+    reflector.start();
+    await waitFor('relist', () => lists === 2 && reflector!.status().resourceVersion === '300');
+    assert.equal(reflector.get('ns', 'gone'), undefined, 'deleted during the gap');
+    assert.equal(reflector.get('ns', 'keep')?.spec?.replicas, 7);
+    assert.equal(reflector.status().relists, 2);
+    assert.deepEqual(clock.sleeps, [], 'the first 410 relists at once');
+  });
+
+  it('backs off with jitter from 800 ms to a 30 s cap on repeated failures and never stops', async () => {
+    server = await fakeApiServer((_req, res) => json(res, 500, { kind: 'Status', code: 500, message: 'etcd down' }));
+    const clock = recordingClock();
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { clock });
+    reflector.start();
+    await waitFor('10 attempts', () => server!.requests.length >= 10, 5_000);
+    assert.deepEqual(clock.sleeps.slice(0, 8), [800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]);
+    assert.equal(reflector.hasSynced(), false);
+    assert.match(reflector.status().lastError, /etcd down/);
+  });
+
+  it('spreads backoff delays with jitter', () => {
+    const lo = backoffDelayMs(DEFAULT_BACKOFF, 3, () => 0);
+    const hi = backoffDelayMs(DEFAULT_BACKOFF, 3, () => 0.999);
+    assert.equal(lo, 2400);
+    assert.ok(hi > 3900 && hi <= 4000, String(hi));
+    assert.equal(backoffDelayMs(DEFAULT_BACKOFF, 50, () => 0.999), 30_000, 'never above the cap');
+  });
+
+  it('restarts a watch that stays silent longer than inactivityMs (half-open connection)', async () => {
+    server = await fakeApiServer((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      if (!u.searchParams.get('watch')) return json(res, 200, { metadata: { resourceVersion: '1' }, items: [] });
+      res.writeHead(200).flushHeaders(); // then silence, never ending
+    });
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { clock: recordingClock(), inactivityMs: 200 });
+    reflector.start();
+    await waitFor('watch restarted twice', () => server!.requests.filter((r) => r.includes('watch=true')).length >= 3, 3_000);
+    assert.match(reflector.status().lastError, /no data for 200 ms/);
+  });
+
+  it('survives a watch connection reset mid-stream (regression: readline re-emitted the error and killed the process)', async () => {
+    server = await fakeApiServer((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      if (!u.searchParams.get('watch')) return json(res, 200, { metadata: { resourceVersion: '1' }, items: [] });
+      res.writeHead(200);
+      res.write(watchLine('ADDED', deployment('ns', 'x', '2')));
+      setTimeout(() => req.socket.destroy(), 20);
+    });
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { clock: recordingClock() });
+    reflector.start();
+    await waitFor('reconnected after resets', () => server!.requests.filter((r) => r.includes('watch=true')).length >= 3, 3_000);
+    assert.equal(reflector.get('ns', 'x')?.metadata.resourceVersion, '2');
+  });
+
+  it('stop() ends the loop and closes the open watch', async () => {
+    server = await fakeApiServer((req, res) => {
+      if (!req.url!.includes('watch=true')) return json(res, 200, { metadata: { resourceVersion: '1' }, items: [] });
+      res.writeHead(200).flushHeaders();
+    });
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { clock: recordingClock() });
+    reflector.start();
+    await waitFor('watching', () => reflector!.status().watching);
+    await reflector.stop();
+    const n = server.requests.length;
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(server.requests.length, n);
+  });
+});
