@@ -59,7 +59,9 @@ export function loadKubeConfig(source: KubeConfigSource = {}): LoadedKubeConfig 
         else {
           const extra = new KubeConfig();
           extra.loadFromFile(file);
-          kc.mergeConfig(extra);
+          // kubectl's rule: the first file that sets current-context wins
+          // (https://kubernetes.io/docs/concepts/configuration/organize-cluster-access-kubeconfig/#merging-kubeconfig-files).
+          kc.mergeConfig(extra, true);
         }
       } catch (err) {
         throw new KubeConfigError(`${label}: cannot parse ${file}: ${(err as Error).message}`);

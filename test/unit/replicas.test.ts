@@ -1,0 +1,141 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { KubeReplicaService, WriteOverlay, rvAtLeast, toProblem } from '../../src/kube/replicas.js';
+import { KubeStatusError, KubeTimeoutError, KubeUnreachableError, type KubeClient } from '../../src/kube/kube-client.js';
+import type { CacheReader } from '../../src/kube/object-store.js';
+import type { CachedDeployment } from '../../src/kube/deployments.js';
+import { ProblemError } from '../../src/errors.js';
+
+const dep = (replicas: number, rv: string): CachedDeployment => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv }, spec: { replicas } } as CachedDeployment);
+
+function cacheOf(d?: CachedDeployment, synced = true): CacheReader<CachedDeployment> {
+  return { get: () => d, list: () => (d ? [d] : []), hasSynced: () => synced };
+}
+
+/** A KubeClient stand-in that plays a script of answers for GET/PUT on the scale subresource. */
+function scriptedClient(script: Array<(method: string, body?: unknown) => unknown>): KubeClient & { calls: Array<{ method: string; body?: unknown }> } {
+  const calls: Array<{ method: string; body?: unknown }> = [];
+  return {
+    calls,
+    request: async (method: string, _path: string, opts: { body?: unknown } = {}) => {
+      calls.push({ method, body: opts.body });
+      const step = script.shift();
+      if (!step) throw new Error('unexpected call');
+      return step(method, opts.body);
+    },
+  } as unknown as KubeClient & { calls: Array<{ method: string; body?: unknown }> };
+}
+
+const scale = (replicas: number, rv: string) => () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv }, spec: { replicas } });
+const conflict = () => { throw new KubeStatusError(409, 'Conflict', 'the object has been modified'); };
+const noSleep = { sleep: async () => undefined, random: () => 0.5 };
+
+describe('KubeReplicaService.set', () => {
+  it('reads the scale, writes it with that resourceVersion as precondition, and answers the committed value', async () => {
+    const client = scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep);
+    assert.deepEqual(await svc.set('ns', 'web', 4), { deployment: 'web', namespace: 'ns', replicas: 4 });
+    assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT']);
+    assert.deepEqual(client.calls[1].body, { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'web', namespace: 'ns', resourceVersion: '10' }, spec: { replicas: 4 } });
+  });
+
+  it('re-reads from the API server and retries on 409 Conflict', async () => {
+    const client = scriptedClient([scale(1, '10'), conflict, scale(2, '12'), conflict, scale(3, '14'), scale(5, '15')]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep);
+    assert.equal((await svc.set('ns', 'web', 5)).replicas, 5);
+    assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT', 'GET', 'PUT', 'GET', 'PUT']);
+    assert.equal((client.calls[5].body as { metadata: { resourceVersion: string } }).metadata.resourceVersion, '14');
+    assert.equal(svc.conflicts, 2);
+  });
+
+  it('answers 409 only when every retry conflicted', async () => {
+    const script = [];
+    for (let i = 0; i < 3; i++) script.push(scale(1, String(i)), conflict);
+    const svc = new KubeReplicaService(scriptedClient(script), cacheOf(dep(1, '1')), { ...noSleep, retry: { steps: 3, initialMs: 1, factor: 2, maxMs: 4 } });
+    await assert.rejects(svc.set('ns', 'web', 9), (e: ProblemError) => e.status === 409 && e.reason === 'Conflict' && /3 conflicting attempts/.test(e.message));
+  });
+
+  it('skips the write when the value is already set', async () => {
+    const client = scriptedClient([scale(4, '10')]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(4, '10')), noSleep);
+    assert.equal((await svc.set('ns', 'web', 4)).replicas, 4);
+    assert.deepEqual(client.calls.map((c) => c.method), ['GET']);
+  });
+
+  it('queues writes to the same Deployment so they do not conflict with each other', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const client = {
+      request: async (method: string, _p: string, o: { body?: { spec: { replicas: number } } } = {}) => {
+        inFlight++; maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise((r) => setTimeout(r, 2));
+        inFlight--;
+        return method === 'GET' ? scale(0, '1')() : { metadata: { resourceVersion: '2' }, spec: o.body!.spec };
+      },
+    } as unknown as KubeClient;
+    const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), noSleep);
+    await Promise.all([1, 2, 3, 4, 5].map((n) => svc.set('ns', 'web', n)));
+    assert.equal(maxInFlight, 1);
+  });
+});
+
+describe('KubeReplicaService.get', () => {
+  it('answers 503 with Retry-After before the cache has synced', () => {
+    const svc = new KubeReplicaService(scriptedClient([]), cacheOf(undefined, false));
+    assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 503 && e.headers['retry-after'] === '1');
+  });
+  it('answers 404 for a Deployment the cache does not hold', () => {
+    const svc = new KubeReplicaService(scriptedClient([]), cacheOf(undefined));
+    assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 404);
+  });
+});
+
+describe('WriteOverlay (read your writes)', () => {
+  const cases: Array<[string, Array<[number, string]>, CachedDeployment, number]> = [
+    ['answers the cache when nothing was written', [], dep(3, '10'), 3],
+    ['answers the written value while the cache is older', [[7, '20']], dep(3, '10'), 7],
+    ['answers the cache once it reached the written resourceVersion', [[7, '20']], dep(7, '20'), 7],
+    ['answers the cache when it moved past the write (a newer writer)', [[7, '20']], dep(9, '25'), 9],
+    ['keeps the newest of two writes', [[7, '20'], [8, '18']], dep(3, '10'), 7],
+  ];
+  for (const [name, writes, cached, want] of cases) {
+    it(name, () => {
+      const o = new WriteOverlay();
+      for (const [r, rv] of writes) o.record('ns', 'web', r, rv);
+      assert.equal(o.resolve('ns', 'web', cached), want);
+    });
+  }
+  it('forgets an entry once the cache caught up', () => {
+    const o = new WriteOverlay();
+    o.record('ns', 'web', 7, '20');
+    o.resolve('ns', 'web', dep(7, '21'));
+    assert.equal(o.size, 0);
+  });
+});
+
+describe('rvAtLeast', () => {
+  const cases: Array<[string, string, boolean]> = [['5', '5', true], ['10', '9', true], ['9', '10', false], ['100000000000000000001', '100000000000000000000', true], ['abc', 'abc', true], ['abc', 'abd', false], ['', '1', false]];
+  for (const [a, b, want] of cases) it(`${JSON.stringify(a)} >= ${JSON.stringify(b)} is ${want}`, () => assert.equal(rvAtLeast(a, b), want));
+});
+
+describe('toProblem: API server failures never become 404 or a stack trace', () => {
+  const cases: Array<[string, unknown, number, string]> = [
+    ['404 stays NotFound', new KubeStatusError(404, 'NotFound', 'x'), 404, 'NotFound'],
+    ['422 stays Invalid', new KubeStatusError(422, 'Invalid', 'x'), 422, 'Invalid'],
+    ['403 (our token refused) is a bad gateway', new KubeStatusError(403, 'Forbidden', 'x'), 502, 'BadGateway'],
+    ['401 is a bad gateway', new KubeStatusError(401, '', 'x'), 502, 'BadGateway'],
+    ['500 is a bad gateway', new KubeStatusError(500, '', 'x'), 502, 'BadGateway'],
+    ['429 is unavailable', new KubeStatusError(429, 'TooManyRequests', 'x'), 503, 'ServiceUnavailable'],
+    ['a timeout is 504', new KubeTimeoutError('x'), 504, 'GatewayTimeout'],
+    ['connection refused is 503', new KubeUnreachableError('ECONNREFUSED'), 503, 'ServiceUnavailable'],
+    ['an unknown error is 500 without detail', new TypeError('boom at line 3'), 500, 'InternalError'],
+  ];
+  for (const [name, err, status, reason] of cases) {
+    it(name, () => {
+      const p = toProblem(err, 'deployment "web"');
+      assert.equal(p.status, status);
+      assert.equal(p.reason, reason);
+      if (status === 500) assert.doesNotMatch(p.message, /boom/);
+    });
+  }
+});
