@@ -9,7 +9,8 @@
 import type { FastifyReply } from 'fastify';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
-const PROBLEM_TYPE_BASE = 'https://github.com/k8s-api-proxy/k8s-api-proxy/blob/main/README.md#errors';
+/** Problem type URIs are URNs (RFC 9457 §3.1.1 allows non-dereferenceable URIs); the README's Errors table lists them. */
+const PROBLEM_TYPE_BASE = 'urn:k8s-api-proxy:problem';
 
 /** Stable machine-readable reasons, one per kind of failure. */
 export type ProblemReason =
@@ -76,7 +77,7 @@ export class ProblemError extends Error {
   /** The RFC 9457 body for this error. */
   toBody(): ProblemBody {
     return {
-      type: `${PROBLEM_TYPE_BASE}-${this.reason.toLowerCase()}`,
+      type: `${PROBLEM_TYPE_BASE}:${this.reason}`,
       title: TITLES[this.reason],
       status: this.status,
       detail: this.message,
