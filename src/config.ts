@@ -12,6 +12,7 @@ export interface ListenAddress {
 export interface Config {
   kubeconfig?: string;
   context?: string;
+  serviceAccountDir: string;
   listen: ListenAddress;
   healthListen: ListenAddress;
   tlsCertFile: string;
@@ -38,6 +39,7 @@ export interface FlagSpec {
 export const FLAGS: readonly FlagSpec[] = [
   { flag: 'kubeconfig', env: 'K8S_API_PROXY_KUBECONFIG', value: 'PATH', help: 'kubeconfig file; without it: $KUBECONFIG, then ~/.kube/config, then in-cluster config' },
   { flag: 'context', env: 'K8S_API_PROXY_CONTEXT', value: 'NAME', help: 'kubeconfig context to use (default: the current context)' },
+  { flag: 'service-account-dir', env: 'K8S_API_PROXY_SERVICE_ACCOUNT_DIR', value: 'PATH', default: '/var/run/secrets/kubernetes.io/serviceaccount', help: 'in-cluster credentials (token, ca.crt), used when no kubeconfig applies' },
   { flag: 'listen', env: 'K8S_API_PROXY_LISTEN', value: 'HOST:PORT', default: '0.0.0.0:8443', help: 'HTTPS (mTLS) API address' },
   { flag: 'tls-cert', env: 'K8S_API_PROXY_TLS_CERT', value: 'PATH', default: 'certs/server.crt', help: 'server certificate (PEM, may include intermediates)' },
   { flag: 'tls-key', env: 'K8S_API_PROXY_TLS_KEY', value: 'PATH', default: 'certs/server.key', help: 'server private key (PEM)' },
@@ -116,7 +118,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   return {
     kind: 'run',
     config: {
-      kubeconfig, context: get('context'), listen, healthListen, tlsCertFile, tlsKeyFile, clientCaFile,
+      kubeconfig, context: get('context'), serviceAccountDir: get('service-account-dir')!, listen, healthListen, tlsCertFile, tlsKeyFile, clientCaFile,
       tlsCert, tlsKey, clientCa, logLevel, shutdownTimeoutSeconds, shutdownDelaySeconds,
     },
   };

@@ -56,7 +56,7 @@ export function cacheReadiness(reflectors: { status(): ReflectorStatus }[], isSh
  * @throws KubeConfigError when no cluster access is configured; listen errors (EADDRINUSE).
  */
 export async function startProxy(config: Config, logger: Logger, reflectorOptions: ReflectorOptions = {}): Promise<RunningProxy> {
-  const loaded = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
+  const loaded = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context, serviceAccountDir: config.serviceAccountDir });
   logger.info({ source: loaded.source, server: loaded.server }, 'cluster access configured');
   const client = await KubeClient.create(loaded.kc);
   const deployments = new Reflector(client, DEPLOYMENTS, { logger, ...reflectorOptions });
