@@ -1,0 +1,90 @@
+/**
+ * Benchmark: the proxy's cached reads against the same read made directly to
+ * kube-apiserver (the baseline), measured in the same run and interleaved so machine
+ * noise hits both alike. Prints ratios, not absolute claims.
+ *
+ * Usage (via `make bench`): tsx bench/reads.ts  — expects CLUSTER_DIR with a running
+ * control plane and bin/api built.
+ */
+import https from 'node:https';
+import { KubeConfig } from '@kubernetes/client-node';
+import { TestNamespace, PROXY_KUBECONFIG, kubectlOk } from '../test/helpers/cluster.js';
+import { makeCertFixture } from '../test/helpers/certs.js';
+import { startProxy } from '../test/helpers/proxy-process.js';
+
+const REQUESTS_PER_ROUND = Number(process.env.BENCH_REQUESTS ?? 1000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONCURRENCY = 8;
+const DEPLOYMENTS = 200;
+
+interface Sample { rps: number; p50: number; p99: number }
+
+async function load(agent: https.Agent, url: URL, headers: Record<string, string>): Promise<Sample> {
+  const latencies: number[] = [];
+  let next = 0;
+  const one = (): Promise<void> => new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    https.get(url, { agent, headers }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`${url.pathname}: HTTP ${res.statusCode}`));
+        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        resolve();
+      });
+    }).on('error', reject);
+  });
+  const start = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next++ < REQUESTS_PER_ROUND) await one();
+  }));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  latencies.sort((a, b) => a - b);
+  return { rps: REQUESTS_PER_ROUND / seconds, p50: latencies[Math.floor(latencies.length * 0.5)], p99: latencies[Math.floor(latencies.length * 0.99)] };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  const ns = await TestNamespace.create('bench');
+  const items = Array.from({ length: DEPLOYMENTS }, (_, i) => ({
+    apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: `d${i}`, namespace: ns.name },
+    spec: { replicas: i % 5, selector: { matchLabels: { app: `d${i}` } }, template: { metadata: { labels: { app: `d${i}` } }, spec: { containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } } },
+  }));
+  await kubectlOk(['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+  const certs = await makeCertFixture();
+  const proxy = await startProxy({ certs });
+  try {
+    const kc = new KubeConfig();
+    kc.loadFromFile(PROXY_KUBECONFIG);
+    const cluster = kc.getCurrentCluster()!;
+    const apiAgent = new https.Agent({ keepAlive: true, ca: Buffer.from(cluster.caData!, 'base64') });
+    const apiHeaders = { authorization: `Bearer ${kc.getCurrentUser()!.token}`, accept: 'application/json' };
+    const proxyAgent = new https.Agent({ keepAlive: true, ca: certs.ca, cert: certs.client.cert, key: certs.client.key });
+    const cases = [
+      { name: 'get one Deployment\'s replicas', proxy: `/deployments/${ns.name}/d7/replicas`, api: `/apis/apps/v1/namespaces/${ns.name}/deployments/d7` },
+      { name: `list a namespace of ${DEPLOYMENTS}`, proxy: `/deployments?namespace=${ns.name}`, api: `/apis/apps/v1/namespaces/${ns.name}/deployments` },
+    ];
+    console.log(`k8s-api-proxy read benchmark: ${ROUNDS} interleaved rounds x ${REQUESTS_PER_ROUND} requests, concurrency ${CONCURRENCY}, both over TLS with keep-alive`);
+    for (const c of cases) {
+      const p: Sample[] = [];
+      const a: Sample[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        a.push(await load(apiAgent, new URL(c.api, cluster.server), apiHeaders));
+        p.push(await load(proxyAgent, new URL(c.proxy, proxy.apiUrl), {}));
+      }
+      const rp = median(p.map((s) => s.rps));
+      const ra = median(a.map((s) => s.rps));
+      console.log(`\n${c.name}`);
+      console.log(`  baseline kube-apiserver direct: ${ra.toFixed(0)} req/s, p50 ${median(a.map((s) => s.p50)).toFixed(2)} ms, p99 ${median(a.map((s) => s.p99)).toFixed(2)} ms`);
+      console.log(`  proxy (cache):                  ${rp.toFixed(0)} req/s, p50 ${median(p.map((s) => s.p50)).toFixed(2)} ms, p99 ${median(p.map((s) => s.p99)).toFixed(2)} ms`);
+      console.log(`  ratio proxy/baseline throughput: ${(rp / ra).toFixed(2)}x`);
+    }
+    apiAgent.destroy();
+    proxyAgent.destroy();
+  } finally {
+    await proxy.stop();
+    await ns.cleanup();
+  }
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });

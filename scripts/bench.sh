@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# `make bench`: a control plane of its own in .cluster-bench/, the read benchmark, then cleanup.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CLUSTER_DIR="$PWD/.cluster-bench"
+trap 'hack/control-plane/cluster.sh down >/dev/null 2>&1 || true' EXIT
+hack/control-plane/cluster.sh up >/dev/null
+npx tsx bench/reads.ts
