@@ -62,7 +62,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const deployments = new Reflector(client, DEPLOYMENTS, { logger, ...reflectorOptions });
   let shuttingDown = false;
   const readiness = cacheReadiness([deployments], () => shuttingDown);
-  const replicas = new KubeReplicaService(client, deployments);
+  const replicas = new KubeReplicaService(client, deployments, { logger });
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
   const api = buildServer({ deployments, replicas, apiHealth: apiServerReadyz(client), readiness, logger }, { tls });
   const health = buildHealthServer({ readiness, logger });

@@ -2,6 +2,7 @@ import { KubeStatusError, KubeTimeoutError, KubeUnreachableError, type KubeClien
 import type { CacheReader } from './object-store.js';
 import { specReplicas, type CachedDeployment } from './deployments.js';
 import { ProblemError, conflict, notFound, unavailable } from '../errors.js';
+import type { Logger } from 'pino';
 
 /** The RFD's replicas shape: `{"deployment":"foo","namespace":"default","replicas":3}`. */
 export interface ReplicasView {
@@ -89,6 +90,7 @@ export function rvAtLeast(a: string, b: string): boolean {
 
 export interface ReplicaServiceOptions {
   retry?: ConflictRetry;
+  logger?: Logger;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
 }
@@ -103,6 +105,7 @@ export class KubeReplicaService implements ReplicaService {
   private readonly retry: ConflictRetry;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
+  private readonly logger?: Logger;
   private readonly queues = new Map<string, Promise<unknown>>();
   readonly overlay = new WriteOverlay();
   /** Conflicts seen (and retried) since start; exposed for tests and logs. */
@@ -112,6 +115,7 @@ export class KubeReplicaService implements ReplicaService {
     this.retry = options.retry ?? DEFAULT_CONFLICT_RETRY;
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = options.random ?? Math.random;
+    this.logger = options.logger;
   }
 
   get(namespace: string, name: string): ReplicasView {
@@ -158,6 +162,7 @@ export class KubeReplicaService implements ReplicaService {
       } catch (err) {
         if (err instanceof KubeStatusError && err.code === 409) {
           this.conflicts++;
+          this.logger?.info({ namespace, deployment: name, attempt }, '409 Conflict on scale update; re-reading and retrying');
           if (attempt >= this.retry.steps) {
             throw conflict(`${what} kept changing: gave up after ${attempt} conflicting attempts; retry the request`);
           }

@@ -214,7 +214,7 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
   });
 
   describe('concurrent writers', () => {
-    it('20 concurrent PUTs with distinct values: all 200, the final value is one of them, nothing else changes', async () => {
+    it('20 concurrent PUTs with distinct values: all 200, the final value is one of them, nothing else changes', async (t) => {
       const before = await a.getDeployment('foo');
       const values = Array.from({ length: 20 }, (_, i) => 100 + i);
       const answers = await Promise.all(values.map((v) => proxy.request(`/deployments/${a.name}/foo/replicas`, { method: 'PUT', body: { replicas: v } })));
@@ -224,6 +224,7 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       const conflicts = statuses.filter((s) => s === 409).length;
       assert.equal(ok.length + conflicts, 20);
       assert.equal(conflicts, 0, 'no request ran out of conflict retries');
+      t.diagnostic(`409 answers: ${conflicts}; conflicts retried so far: ${proxy.logs.filter((l) => String(l.msg).startsWith('409 Conflict')).length}`);
       const after = await a.getDeployment('foo');
       assert.ok(ok.includes(after.spec.replicas), `final ${after.spec.replicas} is one answered 200`);
       assert.deepEqual(after.metadata.labels, before.metadata.labels);
@@ -231,7 +232,25 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       assert.deepEqual(after.spec.template, before.spec.template);
     });
 
-    it('retries 409 Conflict while another writer keeps changing the Deployment', async () => {
+    it('20 concurrent PUTs split across two proxies (as the 2 chart replicas would see them): all 200', async (t) => {
+      const second = await startProxy({ certs });
+      try {
+        const values = Array.from({ length: 20 }, (_, i) => 200 + i);
+        const answers = await Promise.all(values.map((v, i) => (i % 2 ? second : proxy).request(`/deployments/${a.name}/foo/replicas`, { method: 'PUT', body: { replicas: v } })));
+        assert.deepEqual(answers.map((r) => r.status), Array(20).fill(200), answers.map((r) => r.text).join('\n'));
+        const final = (await a.getDeployment('foo')).spec.replicas;
+        assert.ok(values.includes(final));
+        const retried = [...proxy.logs, ...second.logs].filter((l) => String(l.msg).startsWith('409 Conflict')).length;
+        t.diagnostic(`conflicts retried across both proxies: ${retried}`);
+        for (const p of [proxy, second]) {
+          await waitFor('both caches converge', async () => (await p.request(`/deployments/${a.name}/foo/replicas`)).json.replicas === final, 2_000);
+        }
+      } finally {
+        await second.stop();
+      }
+    });
+
+    it('retries 409 Conflict while another writer keeps changing the Deployment', async (t) => {
       // A second writer (admin) bumps the resourceVersion with label edits while the
       // proxy writes: the proxy's precondition fails and it must re-read and retry.
       let stop = false;
@@ -243,6 +262,7 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       stop = true;
       await churn;
       assert.deepEqual(results.map((r) => r.status), Array(15).fill(200));
+      t.diagnostic(`conflicts retried by the proxy: ${proxy.logs.filter((l) => String(l.msg).startsWith('409 Conflict')).length}`);
       assert.equal((await a.getDeployment('bar')).spec.replicas, 64);
     });
   });

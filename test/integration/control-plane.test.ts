@@ -3,10 +3,12 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import {
   ensureCluster, kubectl, kubectlOk, apiServerUrl, stopApiServer, startApiServer, pidOf,
-  PROXY_KUBECONFIG, TestNamespace, CLUSTER_DIR, ROOT,
+  PROXY_KUBECONFIG, TestNamespace, CLUSTER_DIR, ROOT, KUBECTL,
 } from '../helpers/cluster.js';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 const canI = async (verb: string, resource: string, extra: string[] = []): Promise<string> =>
   (await kubectl(['auth', 'can-i', verb, resource, ...extra], { kubeconfig: PROXY_KUBECONFIG })).stdout.trim();
@@ -54,6 +56,25 @@ describe('local control plane', () => {
     const r = await new Promise<number>((res) => execFile(join(ROOT, 'hack/control-plane/cluster.sh'), ['up'], { env: { ...process.env, CLUSTER_DIR } }, (e) => res(e ? 1 : 0)));
     assert.equal(r, 0);
     assert.deepEqual([pidOf('etcd'), pidOf('kube-apiserver')], before);
+  });
+
+  it('a second, throwaway cluster: up lists the namespaces, down leaves no process and no state', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cluster-'));
+    rmSync(dir, { recursive: true });
+    const sh = (verb: string): Promise<{ code: number; out: string }> => new Promise((res) =>
+      execFile(join(ROOT, 'hack/control-plane/cluster.sh'), [verb], { env: { ...process.env, CLUSTER_DIR: dir } }, (e, so, se) => res({ code: e ? 1 : 0, out: so + se })));
+    try {
+      assert.equal((await sh('up')).code, 0);
+      const pids = ['etcd', 'kube-apiserver'].map((n) => Number(readFileSync(join(dir, `${n}.pid`), 'utf8')));
+      const ns = await new Promise<string>((res) => execFile(KUBECTL, [`--kubeconfig=${join(dir, 'admin.kubeconfig')}`, 'get', 'ns', '-o', 'name'], (_e, so) => res(so)));
+      for (const n of ['namespace/default', 'namespace/kube-system', 'namespace/k8s-api-proxy']) assert.ok(ns.includes(n), n);
+      assert.equal((await sh('down')).code, 0);
+      assert.equal(existsSync(dir), false, 'state removed');
+      for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `process ${pid} gone`);
+      assert.equal((await sh('down')).code, 0, 'down when nothing runs is fine');
+    } finally {
+      await sh('down');
+    }
   });
 
   describe('an API server outage', () => {
