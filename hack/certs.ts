@@ -63,7 +63,7 @@ const serial = (): string => `01${randomBytes(15).toString('hex')}`;
 export async function createCa(commonName = 'k8s-api-proxy CA', validity: Validity = { days: 3650 }): Promise<IssuedCert> {
   const keys = await newKeys();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(), name: `CN=${commonName}`, ...window(validity), keys, signingAlgorithm: ALG,
+    serialNumber: serial(), name: [{ CN: [commonName] }], ...window(validity), keys, signingAlgorithm: ALG,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
@@ -80,6 +80,10 @@ export interface LeafOptions extends Validity {
   usages: Array<'server' | 'client'>;
   /** DNS names and IP addresses (IPv4 or IPv6). */
   sans?: string[];
+  /** Tests only: a whole subject instead of `CN=commonName` (e.g. no CN, two CNs). */
+  subject?: Array<Record<string, string[]>>;
+  /** Tests only: mark the leaf as a CA (basicConstraints CA:TRUE). */
+  ca?: boolean;
 }
 
 /** A leaf signed by `ca`: digitalSignature only (right for EC keys), the given EKUs and SANs. */
@@ -87,8 +91,8 @@ export async function issueCert(ca: IssuedCert, opts: LeafOptions): Promise<Issu
   const keys = await newKeys();
   const eku = opts.usages.map((u) => (u === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth));
   const extensions: x509.Extension[] = [
-    new x509.BasicConstraintsExtension(false, undefined, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.BasicConstraintsExtension(opts.ca ?? false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | (opts.ca ? x509.KeyUsageFlags.keyCertSign : 0), true),
     new x509.ExtendedKeyUsageExtension(eku),
     await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     await x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey),
@@ -97,10 +101,26 @@ export async function issueCert(ca: IssuedCert, opts: LeafOptions): Promise<Issu
     extensions.push(new x509.SubjectAlternativeNameExtension(opts.sans.map((s) => ({ type: isIP(s) ? 'ip' as const : 'dns' as const, value: s }))));
   }
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serial(), subject: `CN=${opts.commonName}`, issuer: ca.cert.subject, ...window(opts),
+    // A JSON name, not a "CN=..." string, so commas or '=' in the CN are kept literally.
+    serialNumber: serial(), subject: opts.subject ?? [{ CN: [opts.commonName] }], issuer: ca.cert.subject, ...window(opts),
     publicKey: keys.publicKey, signingKey: ca.keys.privateKey, signingAlgorithm: ALG, extensions,
   });
   return { certPem: cert.toString('pem'), keyPem: await keyPem(keys), keys, cert };
+}
+
+/** RFC 1123 host name (optionally a leading `*.` wildcard), as accepted in a dNSName SAN. */
+const DNS_NAME = /^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/i;
+
+/**
+ * Checks the CLI's inputs; every problem is returned, none thrown.
+ * Days: a whole number from 1 to 3650. SANs: IP addresses or DNS names. CN: 1-64 characters.
+ */
+export function validateCertInputs(days: string | undefined, sans: string[], cn: string | undefined): string[] {
+  const errors: string[] = [];
+  if (days !== undefined && (!/^\d+$/.test(days) || Number(days) < 1 || Number(days) > 3650)) errors.push(`CERT_DAYS: "${days}" is not a whole number of days from 1 to 3650`);
+  for (const san of sans) if (!isIP(san) && (!DNS_NAME.test(san) || /^[\d.]+$/.test(san))) errors.push(`EXTRA_SANS: "${san}" is neither an IP address nor a DNS name`);
+  if (cn !== undefined && (cn.length < 1 || cn.length > 64)) errors.push(`CLIENT_CN: must be 1 to 64 characters (RFC 5280 ub-common-name)`);
+  return errors;
 }
 
 /** Options of {@link generateCertSet}. */
@@ -142,10 +162,15 @@ export async function generateCertSet(opts: CertSetOptions): Promise<string[]> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const dir = process.argv[2] ?? 'certs';
+  const extraSans = (process.env.EXTRA_SANS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const problems = validateCertInputs(process.env.CERT_DAYS || undefined, extraSans, process.env.CLIENT_CN || undefined);
+  if (problems.length > 0) {
+    console.error(`generate-certs: invalid input:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    process.exit(2);
+  }
   const days = process.env.CERT_DAYS ? Number(process.env.CERT_DAYS) : undefined;
   generateCertSet({
-    dir, force: process.env.FORCE === '1', days,
-    extraSans: (process.env.EXTRA_SANS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    dir, force: process.env.FORCE === '1', days, extraSans,
     clientCommonName: process.env.CLIENT_CN || undefined,
   }).then((written) => {
     if (written.length === 0) console.log(`${dir}/ already holds a certificate set; FORCE=1 replaces it`);

@@ -12,9 +12,9 @@ PORT="${LISTEN##*:}"
 K=("$KUBECTL" --kubeconfig=.cluster/admin.kubeconfig)
 
 sample() { # sample NAMESPACE NAME REPLICAS
-  "${K[@]}" create namespace "$1" --dry-run=client -o yaml | "${K[@]}" apply -f - >/dev/null
+  "${K[@]}" create namespace "$1" --dry-run=client -o yaml | "${K[@]}" apply --server-side -f - >/dev/null
   "${K[@]}" -n "$1" create deployment "$2" --image=registry.k8s.io/pause:3.10 --replicas="$3" \
-    --dry-run=client -o yaml | "${K[@]}" apply -f - >/dev/null
+    --dry-run=client -o yaml | "${K[@]}" apply --server-side --field-manager=demo -f - >/dev/null
 }
 sample default foo 3
 sample baz bar 1

@@ -3,10 +3,10 @@
  * Exit codes: 0 clean shutdown, 1 runtime failure, 2 invalid configuration.
  */
 import { helpText, parseArgs } from './config.js';
-import { createLogger, startProxy } from './proxy.js';
+import { ListenError, createLogger, startProxy } from './proxy.js';
 import { KubeConfigError } from './kube/kubeconfig.js';
+import { VERSION } from './version.js';
 
-export const VERSION = '0.1.0';
 
 async function main(): Promise<number> {
   const parsed = parseArgs(process.argv.slice(2));
@@ -23,28 +23,30 @@ async function main(): Promise<number> {
     return 2;
   }
   const logger = createLogger(parsed.config.logLevel);
+  // Listen for signals from the start: a SIGTERM during startup shuts down cleanly too.
+  const signal = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   let proxy;
   try {
     proxy = await startProxy(parsed.config, logger);
   } catch (err) {
-    if (err instanceof KubeConfigError) {
+    if (err instanceof KubeConfigError || err instanceof ListenError) {
       process.stderr.write(`k8s-api-proxy: invalid configuration:\n  ${err.message}\n`);
       return 2;
     }
     logger.fatal({ err }, 'startup failed');
     return 1;
   }
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const received = await signal;
   const force = (): void => {
     logger.warn('second signal during shutdown: exiting without draining');
     process.exit(1);
   };
   process.once('SIGTERM', force);
   process.once('SIGINT', force);
-  await proxy.shutdown(signal);
+  await proxy.shutdown(received);
   return 0;
 }
 

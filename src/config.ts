@@ -24,6 +24,7 @@ export interface Config {
   logLevel: string;
   shutdownTimeoutSeconds: number;
   shutdownDelaySeconds: number;
+  requestTimeoutSeconds: number;
 }
 
 /** One command-line flag: its environment twin, default and help line. */
@@ -46,6 +47,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'client-ca', env: 'K8S_API_PROXY_CLIENT_CA', value: 'PATH', default: 'certs/ca.crt', help: 'CA bundle that client certificates must chain to (PEM)' },
   { flag: 'health-listen', env: 'K8S_API_PROXY_HEALTH_LISTEN', value: 'HOST:PORT', default: '0.0.0.0:8081', help: 'plain-HTTP address serving only /livez and /readyz, for kubelet probes' },
   { flag: 'log-level', env: 'K8S_API_PROXY_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'one of fatal, error, warn, info, debug, trace, silent' },
+  { flag: 'request-timeout-seconds', env: 'K8S_API_PROXY_REQUEST_TIMEOUT_SECONDS', value: 'N', default: '30', help: 'a client must send its whole request (headers and body) within N seconds, else 408' },
   { flag: 'shutdown-delay-seconds', env: 'K8S_API_PROXY_SHUTDOWN_DELAY_SECONDS', value: 'N', default: '0', help: 'after SIGTERM, fail /readyz for N seconds before closing listeners (lets endpoints drop the pod)' },
   { flag: 'shutdown-timeout-seconds', env: 'K8S_API_PROXY_SHUTDOWN_TIMEOUT_SECONDS', value: 'N', default: '20', help: 'bound on waiting for in-flight requests after SIGTERM' },
 ];
@@ -108,6 +110,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   if (!LOG_LEVELS.includes(logLevel)) errors.push(`--log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
   const shutdownTimeoutSeconds = parseSeconds('--shutdown-timeout-seconds', get('shutdown-timeout-seconds')!, errors);
   const shutdownDelaySeconds = parseSeconds('--shutdown-delay-seconds', get('shutdown-delay-seconds')!, errors);
+  const requestTimeoutSeconds = parseSeconds('--request-timeout-seconds', get('request-timeout-seconds')!, errors);
+  if (requestTimeoutSeconds === 0 && errors.every((e) => !e.startsWith('--request-timeout-seconds'))) errors.push('--request-timeout-seconds: must be above 0');
   if (listen && healthListen && listen.port === healthListen.port && listen.port !== 0 && listen.host === healthListen.host) {
     errors.push(`--health-listen: ${healthListen.host}:${healthListen.port} is the same address as --listen`);
   }
@@ -119,7 +123,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     kind: 'run',
     config: {
       kubeconfig, context: get('context'), serviceAccountDir: get('service-account-dir')!, listen, healthListen, tlsCertFile, tlsKeyFile, clientCaFile,
-      tlsCert, tlsKey, clientCa, logLevel, shutdownTimeoutSeconds, shutdownDelaySeconds,
+      tlsCert, tlsKey, clientCa, logLevel, shutdownTimeoutSeconds, shutdownDelaySeconds, requestTimeoutSeconds,
     },
   };
 }

@@ -19,11 +19,13 @@ export type ProblemReason =
   | 'Forbidden'
   | 'NotFound'
   | 'MethodNotAllowed'
+  | 'RequestTimeout'
   | 'Conflict'
   | 'PayloadTooLarge'
   | 'UnsupportedMediaType'
   | 'Invalid'
   | 'TooManyRequests'
+  | 'RequestHeaderFieldsTooLarge'
   | 'InternalError'
   | 'BadGateway'
   | 'ServiceUnavailable'
@@ -35,11 +37,13 @@ const TITLES: Record<ProblemReason, string> = {
   Forbidden: 'Forbidden',
   NotFound: 'Not Found',
   MethodNotAllowed: 'Method Not Allowed',
+  RequestTimeout: 'Request Timeout',
   Conflict: 'Conflict',
   PayloadTooLarge: 'Content Too Large',
   UnsupportedMediaType: 'Unsupported Media Type',
   Invalid: 'Unprocessable Content',
   TooManyRequests: 'Too Many Requests',
+  RequestHeaderFieldsTooLarge: 'Request Header Fields Too Large',
   InternalError: 'Internal Server Error',
   BadGateway: 'Bad Gateway',
   ServiceUnavailable: 'Service Unavailable',

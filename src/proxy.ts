@@ -39,9 +39,10 @@ export function cacheReadiness(reflectors: { status(): ReflectorStatus }[], isSh
       if (isShuttingDown()) return { ready: false, message: 'shutting down' };
       for (const r of reflectors) {
         const s = r.status();
-        if (!s.synced) return { ready: false, message: `${s.resource} cache not synced yet${s.lastError ? `: ${s.lastError}` : ''}` };
+        // Messages stay generic: the probe port is unauthenticated. The log has the causes.
+        if (!s.synced) return { ready: false, message: `${s.resource} cache not synced yet (${s.failures} failed attempts)` };
         if (!s.watching && now() - s.lastContactMs > STALE_AFTER_MS) {
-          return { ready: false, message: `${s.resource} watch disconnected for ${Math.round((now() - s.lastContactMs) / 1000)} s: ${s.lastError}` };
+          return { ready: false, message: `${s.resource} watch disconnected for ${Math.round((now() - s.lastContactMs) / 1000)} s` };
         }
       }
       return { ready: true };
@@ -64,11 +65,19 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const readiness = cacheReadiness([deployments], () => shuttingDown);
   const replicas = new KubeReplicaService(client, deployments, { logger });
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
-  const api = buildServer({ deployments, replicas, apiHealth: apiServerReadyz(client), readiness, logger }, { tls });
+  const api = buildServer({ deployments, replicas, apiHealth: apiServerReadyz(client), readiness, logger }, { tls, limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 } });
   const health = buildHealthServer({ readiness, logger });
+  let apiUrl: string;
+  let healthUrl: string;
+  try {
+    apiUrl = await listen(api, config.listen, '--listen', 'https');
+    healthUrl = await listen(health, config.healthListen, '--health-listen', 'http');
+  } catch (err) {
+    await Promise.all([api.close(), health.close()]);
+    client.close();
+    throw err;
+  }
   deployments.start();
-  const apiUrl = await listen(api, config.listen, 'https');
-  const healthUrl = await listen(health, config.healthListen, 'http');
   const stopReload = watchServerCertificate(api, config, logger);
   logger.info({ api: apiUrl, health: healthUrl }, 'listening');
 
@@ -91,8 +100,22 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   return { apiUrl, healthUrl, shutdown };
 }
 
-async function listen(app: FastifyInstance, addr: { host: string; port: number }, scheme: string): Promise<string> {
-  await app.listen({ host: addr.host, port: addr.port });
+/** Raised when an address cannot be bound (in use, not local, unresolvable): a configuration error naming its flag. */
+export class ListenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ListenError';
+  }
+}
+
+async function listen(app: FastifyInstance, addr: { host: string; port: number }, flag: string, scheme: string): Promise<string> {
+  try {
+    await app.listen({ host: addr.host, port: addr.port });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    const why: Record<string, string> = { EADDRINUSE: 'address already in use', EADDRNOTAVAIL: 'not an address of this machine', ENOTFOUND: 'host name does not resolve', EACCES: 'permission denied (ports below 1024 need privileges)' };
+    throw new ListenError(`${flag}: cannot listen on ${addr.host}:${addr.port}: ${why[code] ?? code}`);
+  }
   const a = app.server.address();
   const port = typeof a === 'object' && a ? a.port : addr.port;
   const host = addr.host.includes(':') ? `[${addr.host}]` : addr.host;

@@ -1,8 +1,11 @@
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { ServerTlsOptions } from './tls/server-tls.js';
 import type { Logger } from 'pino';
-import { ProblemError, sendProblem } from './errors.js';
+import { PROBLEM_CONTENT_TYPE, ProblemError, sendProblem, type ProblemReason } from './errors.js';
+import { KnownPaths, answerUnrouted } from './routes/unrouted.js';
 import { clientIdentity, rejectUnfitClient } from './auth/client-identity.js';
 import { deploymentRoutes } from './routes/deployments.js';
 import { healthRoutes, type Readiness } from './routes/health.js';
@@ -35,29 +38,42 @@ declare module 'fastify' {
   }
 }
 
+/** Transport limits of the API listener. */
+export interface HttpLimits {
+  /** Whole-request bound (headers and body), milliseconds; slower clients get 408. */
+  requestTimeoutMs: number;
+}
+export const DEFAULT_HTTP_LIMITS: HttpLimits = { requestTimeoutMs: 30_000 };
+const HEALTH_REQUEST_TIMEOUT_MS = 10_000;
+/** A DNS-1123 subdomain is at most 253 characters; leave room for percent-encoding checks. */
+const MAX_PARAM_LENGTH = 260;
+
 /**
  * Builds the API app (never listens): mTLS-only HTTPS when `options.tls` is given,
- * RFD 0001 routes, problem+json errors, one log line per request naming the client.
+ * RFD 0001 routes, problem+json errors (also for malformed HTTP), one log line per
+ * request naming the client.
  */
-export function buildServer(deps: ServerDeps, options: ServerOptions = {}): FastifyInstance {
+export function buildServer(deps: ServerDeps, options: ServerOptions & { limits?: HttpLimits } = {}): FastifyInstance {
+  const limits = options.limits ?? DEFAULT_HTTP_LIMITS;
   const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    ...commonOptions(deps.logger),
     bodyLimit: BODY_LIMIT_BYTES,
+    requestTimeout: limits.requestTimeoutMs,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    requestIdHeader: false,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, verbose: true } },
-    ...(options.tls ? { https: options.tls } : {}),
+    // Node 20 honours requestTimeout only when given to the server's constructor; setting
+    // it afterwards (as Fastify does) is silently ignored, so pass it in both places.
+    ...(options.tls ? { https: { ...options.tls, requestTimeout: limits.requestTimeoutMs } } : {}),
   });
   if (options.tls) {
     // Runs before any byte of HTTP is parsed: a client whose certificate lacks the
     // clientAuth usage or has expired since a cached session is dropped here.
     app.server.on('secureConnection', (socket: TLSSocket) => rejectUnfitClient(socket, deps.logger));
   }
-  decorate(app);
-  app.register(healthRoutes, { apiHealth: deps.apiHealth, readiness: deps.readiness });
-  app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas });
+  const known = new KnownPaths();
+  decorate(app, known);
+  app.register(healthRoutes, { apiHealth: deps.apiHealth, readiness: deps.readiness, known });
+  app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, known });
   return app;
 }
 
@@ -66,24 +82,66 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
  * kubelet probes present no client certificate (controller-runtime serves probes the same way).
  */
 export function buildHealthServer(deps: Pick<ServerDeps, 'readiness' | 'logger'>): FastifyInstance {
-  const app = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger, disableRequestLogging: true, return503OnClosing: false, forceCloseConnections: true });
-  decorate(app, false);
-  app.register(healthRoutes, { readiness: deps.readiness });
+  const app = Fastify({
+    ...commonOptions(deps.logger), requestTimeout: HEALTH_REQUEST_TIMEOUT_MS, return503OnClosing: false, forceCloseConnections: true,
+    http: { requestTimeout: HEALTH_REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1_000 },
+  });
+  const known = new KnownPaths();
+  decorate(app, known, false);
+  app.register(healthRoutes, { readiness: deps.readiness, known });
   return app;
 }
 
-function decorate(app: FastifyInstance, logRequests = true): void {
+function commonOptions(logger: Logger) {
+  return {
+    loggerInstance: logger as FastifyBaseLogger,
+    // We log one line per request ourselves (onResponse / onRequestAbort).
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: false as const,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, verbose: true } },
+    // Malformed URLs (bad percent-encoding, an over-long segment) reach no route.
+    frameworkErrors: (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+      const detail = err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? `a path segment is longer than ${MAX_PARAM_LENGTH} characters`
+        : `malformed URL: ${req.url.slice(0, 200)}`;
+      sendProblem(reply, new ProblemError(400, 'BadRequest', detail));
+    },
+    // Requests Node's HTTP parser refuses never become Fastify requests; answer them in
+    // problem+json too, and log them, instead of Fastify's plain JSON.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, reason, detail]: [number, ProblemReason, string] =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'RequestTimeout', 'the request was not received in time']
+          : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'RequestHeaderFieldsTooLarge', 'request headers exceed 16 KiB']
+            : [400, 'BadRequest', `malformed HTTP request (${err.code ?? 'parse error'})`];
+      logger.warn({ remote: (socket as unknown as { remoteAddress?: string }).remoteAddress, code: err.code, status }, 'malformed HTTP request refused');
+      const body = JSON.stringify(new ProblemError(status, reason, detail).toBody());
+      if (!socket.writable) return void socket.destroy();
+      // end() rather than destroy(): let the answer reach the client before the close;
+      // destroy anyway if the client does not finish the close within a second.
+      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      setTimeout(() => socket.destroy(), 1_000).unref();
+    },
+  };
+}
+
+function decorate(app: FastifyInstance, known: KnownPaths, logRequests = true): void {
   app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
   app.decorateRequest('clientCN', '');
   app.addHook('onRequest', async (req) => {
     req.clientCN = clientIdentity(req.raw.socket as TLSSocket)?.commonName ?? '';
   });
+  answerUnrouted(app, known);
   if (logRequests) {
+    const line = (req: FastifyRequest) => ({ client: req.clientCN, method: req.method, path: req.url.split('?')[0] });
     app.addHook('onResponse', async (req, reply) => {
-      req.log.info({
-        client: req.clientCN, method: req.method, path: req.url.split('?')[0],
-        status: reply.statusCode, durationMs: Math.round(reply.elapsedTime),
-      }, 'request');
+      req.log.info({ ...line(req), status: reply.statusCode, durationMs: Math.round(reply.elapsedTime) }, 'request');
+    });
+    app.addHook('onRequestAbort', async (req) => {
+      req.log.warn({ ...line(req), status: 'aborted' }, 'request aborted by the client');
     });
   }
   app.setNotFoundHandler((req, reply) => {
@@ -91,9 +149,30 @@ function decorate(app: FastifyInstance, logRequests = true): void {
   });
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const problem = toHttpProblem(err);
-    if (problem.status >= 500) req.log.error({ err, reqId: req.id }, 'request failed');
+    if (problem.status === 500) req.log.error({ err, reqId: req.id }, 'request failed');
+    else if (problem.status >= 500) req.log.warn({ reqId: req.id, status: problem.status, cause: (problem.cause as Error | undefined)?.message ?? problem.message }, 'upstream failure');
     sendProblem(reply, problem);
   });
+}
+
+/**
+ * The only body parser: strict JSON in UTF-8. A charset other than UTF-8 is 415; an
+ * empty or malformed body is 400. `JSON.parse` keeps a `__proto__` key as an ordinary
+ * own property (no prototype is touched), so the schema reports it as an unknown
+ * property (422) instead of a misleading "malformed JSON".
+ */
+function parseJsonBody(req: FastifyRequest, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+  if (charset && charset !== 'utf-8' && charset !== 'utf8') {
+    return done(new ProblemError(415, 'UnsupportedMediaType', `Content-Type charset "${charset}" is not supported; send application/json in UTF-8`));
+  }
+  const text = String(body);
+  if (text.trim() === '') return done(new ProblemError(400, 'BadRequest', 'body: empty; expected a JSON object such as {"replicas": 3}'));
+  try {
+    done(null, JSON.parse(text));
+  } catch (err) {
+    done(new ProblemError(400, 'BadRequest', `body: malformed JSON (${(err as Error).message})`));
+  }
 }
 
 const NAME_RULES: Record<string, string> = {
@@ -105,8 +184,6 @@ const FASTIFY_CODES: Record<string, (err: FastifyError) => ProblemError> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: (e) => new ProblemError(415, 'UnsupportedMediaType', `Content-Type must be application/json (${e.message})`),
   FST_ERR_CTP_BODY_TOO_LARGE: () => new ProblemError(413, 'PayloadTooLarge', `request body exceeds ${BODY_LIMIT_BYTES} bytes`),
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => new ProblemError(400, 'BadRequest', 'Content-Length does not match the body'),
-  FST_ERR_CTP_EMPTY_JSON_BODY: () => new ProblemError(400, 'BadRequest', 'body: empty; expected a JSON object such as {"replicas": 3}'),
-  FST_ERR_CTP_INVALID_JSON_BODY: (e) => new ProblemError(400, 'BadRequest', `body: malformed JSON (${e.message})`),
 };
 
 function toHttpProblem(err: FastifyError): ProblemError {

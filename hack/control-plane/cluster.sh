@@ -151,11 +151,29 @@ bootstrap() {
   k=("$KUBECTL" --kubeconfig="$admin")
   # RBAC bootstrap roles are written by a post-start hook; wait until admin may act.
   for _ in $(seq 1 60); do "${k[@]}" get ns default >/dev/null 2>&1 && break; sleep 0.5; done
-  "${k[@]}" create namespace "$PROXY_NS" --dry-run=client -o yaml | "${k[@]}" apply -f - >/dev/null
-  "${k[@]}" -n "$PROXY_NS" create serviceaccount "$PROXY_SA" --dry-run=client -o yaml | "${k[@]}" apply -f - >/dev/null
-  "${k[@]}" apply -f "$RBAC_FILE" >/dev/null
+  # No namespace controller runs here, so a deleted namespace (e.g. after `make undeploy`)
+  # stays Terminating for ever. Do its controller's last step: drop the finalizer.
+  if [ "$("${k[@]}" get namespace "$PROXY_NS" -o jsonpath='{.status.phase}' 2>/dev/null)" = Terminating ]; then
+    "${k[@]}" get namespace "$PROXY_NS" -o json \
+      | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const n=JSON.parse(s);n.spec.finalizers=[];process.stdout.write(JSON.stringify(n))})' \
+      | "${k[@]}" replace --raw "/api/v1/namespaces/$PROXY_NS/finalize" -f - >/dev/null
+    for _ in $(seq 1 50); do "${k[@]}" get namespace "$PROXY_NS" >/dev/null 2>&1 || break; sleep 0.1; done
+  fi
+  "${k[@]}" create namespace "$PROXY_NS" --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
+  "${k[@]}" -n "$PROXY_NS" create serviceaccount "$PROXY_SA" --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
+  "${k[@]}" apply --server-side -f "$RBAC_FILE" >/dev/null
   "${k[@]}" create clusterrolebinding k8s-api-proxy --clusterrole=k8s-api-proxy \
-    --serviceaccount="$PROXY_NS:$PROXY_SA" --dry-run=client -o yaml | "${k[@]}" apply -f - >/dev/null
+    --serviceaccount="$PROXY_NS:$PROXY_SA" --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
+  # Mark the three objects as belonging to a Helm release named k8s-api-proxy, so that
+  # `make deploy` against this cluster adopts them instead of failing on "exists and
+  # cannot be imported" (the chart renders the same names for that release).
+  local obj
+  for obj in "-n $PROXY_NS serviceaccount/$PROXY_SA" "clusterrole/k8s-api-proxy" "clusterrolebinding/k8s-api-proxy"; do
+    # shellcheck disable=SC2086
+    "${k[@]}" label --overwrite $obj app.kubernetes.io/managed-by=Helm >/dev/null
+    # shellcheck disable=SC2086
+    "${k[@]}" annotate --overwrite $obj meta.helm.sh/release-name=k8s-api-proxy meta.helm.sh/release-namespace="$PROXY_NS" >/dev/null
+  done
   local token
   token="$("${k[@]}" -n "$PROXY_NS" create token "$PROXY_SA" --duration="$PROXY_TOKEN_DURATION")"
   write_kubeconfig "$D/proxy.kubeconfig" "$PROXY_SA" "$token" "$PROXY_NS"
@@ -206,5 +224,5 @@ case "${1:-}" in
     [ -f "$D/ports.env" ] || die "no cluster state in $D; run '$0 up' first"
     alive etcd || die "etcd is not running; run '$0 up' to repair"
     alive kube-apiserver || start_apiserver ;;
-  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -31,10 +31,15 @@ export function clientIdentity(socket: TLSSocket): ClientIdentity | undefined {
  * when it is fit. OpenSSL has checked the chain against `--client-ca` and the validity
  * dates; Node's TLS server does not enforce the extended key usage, so we do:
  * the leaf must carry clientAuth (a server certificate presented as a client one is
- * refused). Validity is checked again because a resumed session would skip OpenSSL's.
+ * refused). A CA certificate is no client, and the subject must hold exactly one CN,
+ * the identity we log. Validity is checked again because a resumed session would skip OpenSSL's.
  */
 export function unfitReason(der: Buffer, nowMs: number): string | undefined {
   const cert = new X509Certificate(der);
+  // The identity is the subject CN: exactly one, non-empty, or the log cannot name who acted.
+  const cns = cert.subject.split('\n').filter((rdn) => rdn.startsWith('CN='));
+  if (cns.length !== 1 || cns[0].length <= 3) return `certificate subject must carry exactly one non-empty CN (has ${cns.length})`;
+  if (cert.ca) return 'a CA certificate (basicConstraints CA:TRUE) is not a client certificate';
   const usages = cert.keyUsage; // Node names the extended key usage OIDs "keyUsage"
   if (!usages || !usages.includes(OID_CLIENT_AUTH)) return 'certificate lacks the clientAuth extended key usage';
   if (nowMs < Date.parse(cert.validFrom)) return 'certificate is not yet valid';

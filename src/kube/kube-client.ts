@@ -2,9 +2,11 @@ import https from 'node:https';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { VERSION } from '../version.js';
 
 /** Default bound on one non-watch request to the API server. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+const USER_AGENT = `k8s-api-proxy/${VERSION}`;
 /** Upper bound on a response body we buffer (a list page of 500 Deployments fits well). */
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
@@ -117,7 +119,7 @@ export class KubeClient {
   private async headers(extra: Record<string, string>): Promise<Record<string, string>> {
     const opts: https.RequestOptions = { headers: {} };
     await this.kc.applyToHTTPSOptions(opts);
-    const out: Record<string, string> = { accept: 'application/json', ...extra };
+    const out: Record<string, string> = { accept: 'application/json', 'user-agent': USER_AGENT, ...extra };
     for (const [k, v] of Object.entries(opts.headers ?? {})) {
       if (v !== undefined) out[k] = String(v);
     }

@@ -74,9 +74,14 @@ export function loadKubeConfig(source: KubeConfigSource = {}): LoadedKubeConfig 
     loadFiles([source.kubeconfig], '--kubeconfig');
   } else {
     tried.push('--kubeconfig (not set)');
-    const envFiles = (env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '');
+    const listed = (env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '');
+    // kubectl skips files of $KUBECONFIG that do not exist; so do we, unless none does.
+    const envFiles = listed.filter((f) => existsSync(f));
     const home = source.home ?? homedir();
     const homeConfig = join(home, '.kube', 'config');
+    if (listed.length > 0 && envFiles.length === 0) {
+      throw new KubeConfigError(`$KUBECONFIG: none of its files exists (${listed.join(delimiter)})`);
+    }
     if (envFiles.length > 0) {
       loadFiles(envFiles, '$KUBECONFIG');
     } else if ((tried.push('$KUBECONFIG (not set)'), existsSync(homeConfig))) {
@@ -96,8 +101,9 @@ export function loadKubeConfig(source: KubeConfigSource = {}): LoadedKubeConfig 
     }
     kc.setCurrentContext(source.context);
   }
+  if (!kc.getCurrentContext()) throw new KubeConfigError(`${from}: no current-context is set (and no --context given); is this a kubeconfig file?`);
   const cluster = kc.getCurrentCluster();
-  if (!cluster?.server) throw new KubeConfigError(`${from}: current context "${kc.getCurrentContext()}" has no cluster server`);
+  if (!cluster?.server) throw new KubeConfigError(`${from}: current context "${kc.getCurrentContext()}" has no cluster with a server URL`);
   return { kc, source: from ?? 'unknown', server: cluster.server };
 }
 

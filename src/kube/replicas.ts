@@ -15,8 +15,11 @@ export interface ReplicasView {
 export interface ReplicaService {
   /** @throws ProblemError 503 (cache not synced) or 404. */
   get(namespace: string, name: string): ReplicasView;
-  /** @throws ProblemError 404, 409 (retries exhausted), 422, 502, 503, 504. */
-  set(namespace: string, name: string, replicas: number): Promise<ReplicasView>;
+  /**
+   * Sets spec.replicas. `signal` aborts when the client has gone: no further attempt starts.
+   * @throws ProblemError 404, 409 (retries exhausted), 422, 502, 503, 504.
+   */
+  set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ReplicasView>;
 }
 
 /**
@@ -33,7 +36,12 @@ export interface ConflictRetry {
   maxMs: number;
 }
 export const DEFAULT_CONFLICT_RETRY: ConflictRetry = { steps: 10, initialMs: 10, factor: 2, maxMs: 640 };
-const WRITE_TIMEOUT_MS = 5_000;
+/** Bound on each call to the API server. */
+export const WRITE_CALL_TIMEOUT_MS = 5_000;
+/** Bound on a whole PUT, including waiting behind other writes to the same Deployment and retries. */
+export const WRITE_DEADLINE_MS = 10_000;
+/** The field manager recorded in managedFields for the proxy's writes. */
+export const FIELD_MANAGER = 'k8s-api-proxy';
 
 interface Scale {
   apiVersion?: string;
@@ -91,6 +99,7 @@ export function rvAtLeast(a: string, b: string): boolean {
 export interface ReplicaServiceOptions {
   retry?: ConflictRetry;
   logger?: Logger;
+  now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
 }
@@ -106,6 +115,7 @@ export class KubeReplicaService implements ReplicaService {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
   private readonly logger?: Logger;
+  private readonly now: () => number;
   private readonly queues = new Map<string, Promise<unknown>>();
   readonly overlay = new WriteOverlay();
   /** Conflicts seen (and retried) since start; exposed for tests and logs. */
@@ -116,6 +126,7 @@ export class KubeReplicaService implements ReplicaService {
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = options.random ?? Math.random;
     this.logger = options.logger;
+    this.now = options.now ?? Date.now;
   }
 
   get(namespace: string, name: string): ReplicasView {
@@ -128,10 +139,11 @@ export class KubeReplicaService implements ReplicaService {
     return { deployment: name, namespace, replicas: this.overlay.resolve(namespace, name, d) };
   }
 
-  async set(namespace: string, name: string, replicas: number): Promise<ReplicasView> {
+  async set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ReplicasView> {
     const key = `${namespace}/${name}`;
+    const deadline = this.now() + WRITE_DEADLINE_MS;
     const prev = this.queues.get(key) ?? Promise.resolve();
-    const run = prev.catch(() => undefined).then(() => this.setWithRetry(namespace, name, replicas));
+    const run = prev.catch(() => undefined).then(() => this.setWithRetry(namespace, name, replicas, deadline, signal));
     this.queues.set(key, run);
     try {
       return await run;
@@ -140,13 +152,19 @@ export class KubeReplicaService implements ReplicaService {
     }
   }
 
-  private async setWithRetry(namespace: string, name: string, replicas: number): Promise<ReplicasView> {
+  private async setWithRetry(namespace: string, name: string, replicas: number, deadline: number, signal?: AbortSignal): Promise<ReplicasView> {
     const path = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(name)}/scale`;
     const what = `deployment "${name}" in namespace "${namespace}"`;
     let delay = this.retry.initialMs;
+    const budget = (): number => {
+      if (signal?.aborted) throw new ProblemError(408, 'RequestTimeout', 'the client closed the connection; the write was not started');
+      const left = deadline - this.now();
+      if (left <= 0) throw new ProblemError(504, 'GatewayTimeout', `gave up on ${what} after ${WRITE_DEADLINE_MS / 1000} s (API server slow or other writes queued ahead)`);
+      return Math.min(WRITE_CALL_TIMEOUT_MS, left);
+    };
     for (let attempt = 1; ; attempt++) {
       try {
-        const current = await this.client.request<Scale>('GET', path, { timeoutMs: WRITE_TIMEOUT_MS });
+        const current = await this.client.request<Scale>('GET', path, { timeoutMs: budget(), signal });
         let committed = current;
         if ((current.spec?.replicas ?? 0) !== replicas) {
           const body: Scale = {
@@ -154,7 +172,7 @@ export class KubeReplicaService implements ReplicaService {
             metadata: { name, namespace, resourceVersion: current.metadata.resourceVersion },
             spec: { replicas },
           };
-          committed = await this.client.request<Scale>('PUT', path, { body, timeoutMs: WRITE_TIMEOUT_MS });
+          committed = await this.client.request<Scale>('PUT', `${path}?fieldManager=${FIELD_MANAGER}`, { body, timeoutMs: budget(), signal });
         }
         const value = committed.spec?.replicas ?? 0;
         this.overlay.record(namespace, name, value, committed.metadata.resourceVersion);
@@ -176,6 +194,10 @@ export class KubeReplicaService implements ReplicaService {
   }
 }
 
+function withCause(p: ProblemError, cause: unknown): ProblemError {
+  return new ProblemError(p.status, p.reason, p.message, { headers: p.headers, cause });
+}
+
 /**
  * Maps a kube-layer failure to the client-facing problem: 404 stays 404; 422 stays
  * 422; the proxy's own credentials being refused (401/403) or an API server error
@@ -186,14 +208,18 @@ export function toProblem(err: unknown, what: string): ProblemError {
   if (err instanceof KubeStatusError) {
     switch (err.code) {
       case 404: return notFound(`${what} not found`);
-      case 422: return new ProblemError(422, 'Invalid', `the API server rejected the change to ${what}: ${err.message}`);
+      case 422: return new ProblemError(422, 'Invalid', `the API server rejected the change to ${what} (${err.reason || 'Invalid'})`, { cause: err });
       case 429:
-      case 503: return unavailable(`the API server is overloaded or unavailable: ${err.message}`, 1);
-      case 504: return new ProblemError(504, 'GatewayTimeout', `the API server timed out: ${err.message}`);
-      default: return new ProblemError(502, 'BadGateway', `the API server refused the request (HTTP ${err.code}): ${err.message}`, { cause: err });
+      case 503: return withCause(unavailable(`the API server is overloaded or unavailable (HTTP ${err.code})`, 1), err);
+      case 504: return new ProblemError(504, 'GatewayTimeout', 'the API server timed out', { cause: err });
+      // Details (the proxy's identity, upstream paths) go to the log, not to the client.
+      default: return new ProblemError(502, 'BadGateway', `the API server refused the proxy's request (HTTP ${err.code}${err.reason ? ` ${err.reason}` : ''}); the proxy log has details`, { cause: err });
     }
   }
-  if (err instanceof KubeTimeoutError) return new ProblemError(504, 'GatewayTimeout', `the API server did not answer in time: ${err.message}`);
-  if (err instanceof KubeUnreachableError) return unavailable(`the API server is unreachable: ${err.message}`, 2);
+  if (err instanceof KubeTimeoutError) return new ProblemError(504, 'GatewayTimeout', `the API server did not answer within ${WRITE_CALL_TIMEOUT_MS / 1000} s`, { cause: err });
+  if (err instanceof KubeUnreachableError) {
+    const code = ((err.cause as NodeJS.ErrnoException | undefined)?.code) ?? 'connection failed';
+    return withCause(unavailable(`the API server is unreachable (${code})`, 2), err);
+  }
   return new ProblemError(500, 'InternalError', 'internal error', { cause: err });
 }

@@ -3,7 +3,7 @@ import { badRequest, unavailable } from '../errors.js';
 import type { CacheReader } from '../kube/object-store.js';
 import type { CachedDeployment } from '../kube/deployments.js';
 import type { ReplicaService } from '../kube/replicas.js';
-import { methodNotAllowed } from './method-not-allowed.js';
+import type { KnownPaths } from './unrouted.js';
 
 /** Kubernetes' limit on `spec.replicas` (int32). */
 export const MAX_REPLICAS = 2_147_483_647;
@@ -17,6 +17,7 @@ const DNS1123_LABEL_RE = new RegExp(DNS1123_LABEL);
 export interface DeploymentRouteOptions {
   deployments: CacheReader<CachedDeployment>;
   replicas: ReplicaService;
+  known: KnownPaths;
 }
 
 const problemSchema = {
@@ -91,10 +92,19 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
       },
       response: { 200: replicasView, '4xx': problemSchema, '5xx': problemSchema },
     },
-  }, async (req) => opts.replicas.set(req.params.namespace, req.params.deployment, req.body.replicas));
+    // No body at all (and so no Content-Type) is a malformed request, not an invalid object.
+    preValidation: async (req) => {
+      if (req.body === undefined) throw badRequest('body: missing; send {"replicas": N} with Content-Type: application/json');
+    },
+  }, async (req, reply) => {
+    // If the client goes away, stop: do not start (or retry) a write nobody waits for.
+    const gone = new AbortController();
+    reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
+    return opts.replicas.set(req.params.namespace, req.params.deployment, req.body.replicas, gone.signal);
+  });
 
-  methodNotAllowed(app, '/deployments', ['GET', 'HEAD']);
-  methodNotAllowed(app, '/deployments/:namespace/:deployment/replicas', ['GET', 'HEAD', 'PUT']);
+  opts.known.add('/deployments', ['GET', 'HEAD']);
+  opts.known.add('/deployments/:namespace/:deployment/replicas', ['GET', 'HEAD', 'PUT']);
 };
 
 function cmp(a: string, b: string): number {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiHealthCheck } from '../kube/api-health.js';
-import { methodNotAllowed } from './method-not-allowed.js';
+import type { KnownPaths } from './unrouted.js';
 
 /** Whether this process should receive traffic: caches synced, watches fresh, not shutting down. */
 export interface Readiness {
@@ -11,6 +11,7 @@ export interface Readiness {
 export interface HealthRouteOptions {
   readiness: Readiness;
   apiHealth?: ApiHealthCheck;
+  known: KnownPaths;
 }
 
 const healthBody = {
@@ -42,9 +43,9 @@ export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, 
     app.get('/healthz', { schema: healthSchema }, async (_req, reply) => {
       const h = await check();
       if (h.ok) return { status: 'ok' as const };
-      return reply.code(503).send({ status: 'error' as const, message: h.message });
+      return reply.code(503).header('retry-after', '2').send({ status: 'error' as const, message: h.message });
     });
     paths.push('/healthz');
   }
-  for (const url of paths) methodNotAllowed(app, url, ['GET', 'HEAD']);
+  for (const url of paths) opts.known.add(url, ['GET', 'HEAD']);
 };

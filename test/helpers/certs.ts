@@ -17,6 +17,10 @@ export interface CertFixture {
   expiredClient: { cert: string; key: string };
   /** The server certificate (serverAuth only) presented as a client certificate. */
   serverAsClient: { cert: string; key: string };
+  /** Right CA and usage, but unfit identities: no CN, two CNs, a CA certificate. */
+  noCnClient: { cert: string; key: string };
+  twoCnClient: { cert: string; key: string };
+  caAsClient: { cert: string; key: string };
   /** A fresh server pair from the same CA (for reload tests). */
   issueServer(): Promise<IssuedCert>;
 }
@@ -31,6 +35,9 @@ export async function makeCertFixture(): Promise<CertFixture> {
   const otherClient = await issueCert(other, { commonName: 'intruder', usages: ['client'] });
   const day = 86_400_000;
   const expired = await issueCert(ca, { commonName: 'expired', usages: ['client'], notBefore: new Date(Date.now() - 10 * day), notAfter: new Date(Date.now() - day) });
+  const noCn = await issueCert(ca, { commonName: '', subject: [{ O: ['no-cn'] }], usages: ['client'] });
+  const twoCn = await issueCert(ca, { commonName: '', subject: [{ CN: ['alice'] }, { CN: ['admin'] }], usages: ['client'] });
+  const caLeaf = await issueCert(ca, { commonName: 'sub-ca', usages: ['client'], ca: true });
   const write = (name: string, pem: string): string => { const p = join(dir, name); writeFileSync(p, pem, { mode: 0o600 }); return p; };
   return {
     dir,
@@ -42,6 +49,9 @@ export async function makeCertFixture(): Promise<CertFixture> {
     otherCaClient: { cert: otherClient.certPem, key: otherClient.keyPem },
     expiredClient: { cert: expired.certPem, key: expired.keyPem },
     serverAsClient: { cert: server.certPem, key: server.keyPem },
+    noCnClient: { cert: noCn.certPem, key: noCn.keyPem },
+    twoCnClient: { cert: twoCn.certPem, key: twoCn.keyPem },
+    caAsClient: { cert: caLeaf.certPem, key: caLeaf.keyPem },
     issueServer,
   };
 }

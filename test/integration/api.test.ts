@@ -1,9 +1,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestNamespace, kubectl, PROXY_KUBECONFIG } from '../helpers/cluster.js';
+import { TestNamespace, kubectl, kubectlOk, PROXY_KUBECONFIG } from '../helpers/cluster.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { waitFor } from '../helpers/wait.js';
+import { connect as tlsConnect } from 'node:tls';
 
 const PROBLEM_KEYS = ['detail', 'reason', 'status', 'title', 'type'];
 
@@ -129,7 +130,8 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       ['replicas null', '{"replicas":null}', 422, 'Invalid', /replicas/],
       ['another property', '{"replicas":2,"image":"evil"}', 422, 'Invalid', /image/],
       ['an array', '[2]', 422, 'Invalid', /body/],
-      ['a prototype-poisoning key', '{"replicas":2,"__proto__":{"x":1}}', 400, 'BadRequest', /./],
+      ['a __proto__ key (an unknown property, not malformed JSON)', '{"replicas":2,"__proto__":{"x":1}}', 422, 'Invalid', /__proto__/],
+      ['a constructor key', '{"replicas":2,"constructor":{"prototype":{}}}', 422, 'Invalid', /constructor/],
     ];
     for (const [label, raw, status, reason, detail] of bad) {
       it(`answers ${status} for ${label} and changes nothing`, async () => {
@@ -140,6 +142,23 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
         assert.equal(after.metadata.resourceVersion, before.metadata.resourceVersion);
       });
     }
+
+    it('answers 400 for a PUT without any body or Content-Type', async () => {
+      assertProblem(await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT' }), 400, 'BadRequest', /body: missing/);
+    });
+
+    it('answers 415 for JSON in a charset other than UTF-8', async () => {
+      const r = await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', rawBody: '{"replicas":2}', headers: { 'content-type': 'application/json; charset=utf-16' } });
+      assertProblem(r, 415, 'UnsupportedMediaType', /utf-16/);
+    });
+
+    it('records its writes under field manager k8s-api-proxy', async () => {
+      await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', body: { replicas: 3 } });
+      const d = JSON.parse(await kubectlOk(['-n', a.name, 'get', 'deployment', 'bar', '-o', 'json', '--show-managed-fields']));
+      const mine = d.metadata.managedFields.find((f: { manager: string }) => f.manager === 'k8s-api-proxy');
+      assert.ok(mine, JSON.stringify(d.metadata.managedFields.map((f: { manager: string }) => f.manager)));
+      assert.ok(mine.fieldsV1['f:spec']['f:replicas']);
+    });
 
     it('answers 415 for a Content-Type other than application/json', async () => {
       const r = await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', rawBody: '{"replicas":2}', headers: { 'content-type': 'text/plain' } });
@@ -157,6 +176,67 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
         assert.equal(r.status, 200, r.text);
         assert.equal(r.json.replicas, n);
       }
+    });
+  });
+
+  describe('long names', () => {
+    it('serves a Deployment whose name is a valid 200-character DNS-1123 subdomain', async () => {
+      const name = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(17)}`;
+      assert.equal(name.length, 200);
+      await kubectl(['create', '-f', '-'], { input: JSON.stringify({
+        apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: a.name },
+        spec: { replicas: 2, selector: { matchLabels: { app: 'long' } }, template: { metadata: { labels: { app: 'long' } }, spec: { containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } } },
+      }) });
+      await waitFor('long name cached', async () => (await proxy.request(`/deployments/${a.name}/${name}/replicas`)).status === 200);
+      const put = await proxy.request(`/deployments/${a.name}/${name}/replicas`, { method: 'PUT', body: { replicas: 4 } });
+      assert.equal(put.status, 200, put.text);
+      assertProblem(await proxy.request(`/deployments/${a.name}/${'x'.repeat(254)}/replicas`), 400, 'BadRequest', /params\.deployment/);
+      await kubectl(['-n', a.name, 'delete', 'deployment', name]);
+    });
+  });
+
+  describe('malformed HTTP gets problem+json too', () => {
+    it('answers 400 for a malformed percent-encoding', async () => {
+      assertProblem(await proxy.request('/deployments/%ZZ/foo/replicas'), 400, 'BadRequest', /malformed URL/);
+    });
+
+    /** Sends raw bytes over mTLS and returns the raw response. */
+    const raw = (text: string): Promise<string> => new Promise((resolve) => {
+      const { port } = new URL(proxy.apiUrl);
+      const sock = tlsConnect({ host: 'localhost', port: Number(port), ca: certs.ca, ...certs.client }, () => sock.end(text));
+      let out = '';
+      sock.setEncoding('utf8');
+      sock.on('data', (c: string) => { out += c; });
+      sock.on('close', () => resolve(out));
+      sock.on('error', () => resolve(out)); // a reset after the answer still leaves the answer
+    });
+
+    const cases: Array<[string, string, number]> = [
+      ['headers over 16 KiB', `GET /deployments HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+      ['Content-Length and Transfer-Encoding together', 'PUT /deployments/a/b/replicas HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+      ['an unknown method token', 'FOO /deployments HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+    ];
+    for (const [label, text, status] of cases) {
+      it(`answers ${status} problem+json for ${label}`, async () => {
+        const out = await raw(text);
+        assert.match(out, new RegExp(`^HTTP/1.1 ${status} `));
+        assert.match(out, /content-type: application\/problem\+json/i);
+        const body = JSON.parse(out.slice(out.indexOf('\r\n\r\n') + 4));
+        assert.equal(body.status, status);
+      });
+    }
+
+    for (const method of ['TRACE', 'PROPFIND', 'LOCK']) {
+      it(`answers 405 with Allow to ${method} on a known path`, async () => {
+        const r = await proxy.request('/deployments', { method });
+        assertProblem(r, 405, 'MethodNotAllowed');
+        assert.equal(r.headers.allow, 'GET, HEAD');
+      });
+    }
+
+    it('answers 404 for an unknown path whatever its body', async () => {
+      assertProblem(await proxy.request('/nope', { method: 'POST', rawBody: '{bad', headers: { 'content-type': 'application/json' } }), 404, 'NotFound');
+      assertProblem(await proxy.request('/nope', { method: 'PUT', rawBody: 'x'.repeat(2000), headers: { 'content-type': 'application/json' } }), 404, 'NotFound');
     });
   });
 

@@ -4,7 +4,8 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, ensureCluster } from '../helpers/cluster.js';
+import { ROOT, ensureCluster, PROXY_KUBECONFIG } from '../helpers/cluster.js';
+import { connect as tlsConnect } from 'node:tls';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { startProxy } from '../helpers/proxy-process.js';
 import { call } from '../helpers/https.js';
@@ -51,6 +52,40 @@ describe('bin/api command line', () => {
     const r = await runApi([...tlsArgs(), '--listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /no Kubernetes configuration found; tried: --kubeconfig \(not set\), \$KUBECONFIG \(not set\), .*\.kube\/config \(missing\), in-cluster config/);
+  });
+
+  it('reports an address it cannot listen on as a configuration error naming the flag (exit 2)', async () => {
+    await ensureCluster();
+    const r = await runApi([...tlsArgs(), '--kubeconfig', PROXY_KUBECONFIG, '--listen', '127.0.0.1:0', '--health-listen', 'no-such-host.invalid:8081']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--health-listen: cannot listen on no-such-host.invalid:8081: host name does not resolve/);
+  });
+
+  it('answers 408 problem+json to a client that sends its body too slowly', async () => {
+    await ensureCluster();
+    const proxy = await startProxy({ certs, args: ['--request-timeout-seconds', '2'] });
+    try {
+      const { port } = new URL(proxy.apiUrl);
+      const started = Date.now();
+      const out = await new Promise<string>((resolve) => {
+        const s = tlsConnect({ host: 'localhost', port: Number(port), ca: certs.ca, ...certs.client }, () => {
+          s.write('PUT /deployments/default/x/replicas HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{');
+          const drip = setInterval(() => { if (!s.destroyed) s.write(' '); }, 500);
+          s.on('close', () => clearInterval(drip));
+        });
+        let text = '';
+        s.setEncoding('utf8');
+        s.on('data', (c: string) => { text += c; });
+        s.on('close', () => resolve(text));
+        s.on('error', () => resolve(text));
+      });
+      const elapsed = Date.now() - started;
+      assert.ok(elapsed < 6_000, `closed after ${elapsed} ms`);
+      assert.match(out, /^HTTP\/1.1 408 /);
+      assert.match(out, /application\/problem\+json/);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('reads flags from their environment twins', async () => {

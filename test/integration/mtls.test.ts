@@ -48,6 +48,9 @@ describe('mutual TLS on the API listener', () => {
     ['a certificate from another CA', (c) => ({ ca: c.ca, ...c.otherCaClient })],
     ['an expired certificate', (c) => ({ ca: c.ca, ...c.expiredClient })],
     ['the server certificate presented as a client certificate (serverAuth only)', (c) => ({ ca: c.ca, ...c.serverAsClient })],
+    ['a client certificate without a subject CN', (c) => ({ ca: c.ca, ...c.noCnClient })],
+    ['a client certificate with two CNs (ambiguous identity)', (c) => ({ ca: c.ca, ...c.twoCnClient })],
+    ['a CA certificate that also carries clientAuth', (c) => ({ ca: c.ca, ...c.caAsClient })],
   ];
   for (const [i, [label, opts]] of refused.entries()) {
     it(`refuses ${label} before any handler runs`, async () => {
@@ -78,6 +81,13 @@ describe('mutual TLS on the API listener', () => {
   it('refuses TLS below 1.2', async () => {
     const r = await rawGet(proxy.apiUrl, { ca: certs.ca, ...certs.client, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' });
     assert.ok(r.error, `expected a handshake failure, got ${r.text}`);
+  });
+
+  it('offers no CBC or SHA-1 cipher suites on TLS 1.2', async () => {
+    const r = await rawGet(proxy.apiUrl, { ca: certs.ca, ...certs.client, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA256' });
+    assert.ok(r.error, `expected no shared cipher, got ${r.text?.slice(0, 40)}`);
+    const ok = await rawGet(proxy.apiUrl, { ca: certs.ca, ...certs.client, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
+    assert.match(ok.text ?? '', /200/);
   });
 
   for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {

@@ -2,7 +2,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { unfitReason } from '../../src/auth/client-identity.js';
-import { createCa, issueCert, type IssuedCert } from '../../hack/certs.js';
+import { createCa, issueCert, validateCertInputs, type IssuedCert } from '../../hack/certs.js';
 
 const der = (c: IssuedCert): Buffer => Buffer.from(new X509Certificate(c.certPem).raw);
 
@@ -23,8 +23,41 @@ describe('unfitReason (checks OpenSSL leaves to us)', () => {
     const c = await issueCert(ca, { commonName: 'c', usages: ['client'], days: 1 });
     assert.match(unfitReason(der(c), Date.now() + 2 * 86_400_000) ?? '', /expired/);
   });
+  it('refuses a certificate without a CN', async () => {
+    assert.match(unfitReason(der(await issueCert(ca, { commonName: '', subject: [{ O: ['x'] }], usages: ['client'] })), Date.now()) ?? '', /exactly one non-empty CN \(has 0\)/);
+  });
+  it('refuses a certificate with two CNs', async () => {
+    assert.match(unfitReason(der(await issueCert(ca, { commonName: '', subject: [{ CN: ['alice'] }, { CN: ['admin'] }], usages: ['client'] })), Date.now()) ?? '', /has 2/);
+  });
+  it('refuses a CA certificate even with clientAuth', async () => {
+    assert.match(unfitReason(der(await issueCert(ca, { commonName: 'sub', usages: ['client'], ca: true })), Date.now()) ?? '', /CA certificate/);
+  });
+  it('accepts a CN with commas and equals signs as one CN', async () => {
+    assert.equal(unfitReason(der(await issueCert(ca, { commonName: 'a,b=c', usages: ['client'] })), Date.now()), undefined);
+  });
   it('refuses a certificate not valid yet', async () => {
     const c = await issueCert(ca, { commonName: 'c', usages: ['client'], notBefore: new Date(Date.now() + 86_400_000), days: 2 });
     assert.match(unfitReason(der(c), Date.now()) ?? '', /not yet valid/);
   });
+});
+
+describe('validateCertInputs (make generate-certs)', () => {
+  const cases: Array<[string | undefined, string[], string | undefined, RegExp | undefined]> = [
+    [undefined, [], undefined, undefined],
+    ['365', ['api.example.com', '10.0.0.5', '::1', '*.svc.example.com'], 'ci-pipeline', undefined],
+    ['abc', [], undefined, /CERT_DAYS/],
+    ['0', [], undefined, /CERT_DAYS/],
+    ['-5', [], undefined, /CERT_DAYS/],
+    ['1e9', [], undefined, /CERT_DAYS/],
+    [undefined, ['bad_name!'], undefined, /EXTRA_SANS: "bad_name!"/],
+    [undefined, ['999.1.1.1'], undefined, /EXTRA_SANS: "999.1.1.1"/],
+    [undefined, [], 'x'.repeat(65), /CLIENT_CN/],
+  ];
+  for (const [days, sans, cn, want] of cases) {
+    it(`${JSON.stringify({ days, sans, cn }).slice(0, 80)} → ${want ?? 'ok'}`, () => {
+      const errors = validateCertInputs(days, sans, cn);
+      if (want) assert.match(errors.join('\n'), want);
+      else assert.deepEqual(errors, []);
+    });
+  }
 });

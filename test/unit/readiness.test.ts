@@ -11,7 +11,7 @@ describe('cacheReadiness', () => {
   const now = 1_000_000;
   const cases: Array<[string, Partial<ReflectorStatus>, boolean, boolean, RegExp?]> = [
     ['ready when synced and watching', {}, false, true],
-    ['not ready before the first list', { synced: false, lastError: 'ECONNREFUSED' }, false, false, /not synced yet: ECONNREFUSED/],
+    ['not ready before the first list, without leaking upstream detail', { synced: false, lastError: 'GET /apis/apps/v1/deployments?limit=500: ECONNREFUSED', failures: 3 }, false, false, /^deployments cache not synced yet \(3 failed attempts\)$/],
     ['still ready while a watch reconnects briefly', { watching: false, lastContactMs: now - 5_000 }, false, true],
     ['not ready once the watch has been down longer than the bound', { watching: false, lastContactMs: now - STALE_AFTER_MS - 1, lastError: 'x' }, false, false, /watch disconnected/],
     ['not ready while shutting down', {}, true, false, /shutting down/],

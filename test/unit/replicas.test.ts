@@ -62,6 +62,33 @@ describe('KubeReplicaService.set', () => {
     assert.deepEqual(client.calls.map((c) => c.method), ['GET']);
   });
 
+  it('starts nothing once the client has gone away', async () => {
+    const client = scriptedClient([]);
+    const gone = new AbortController();
+    gone.abort();
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), noSleep);
+    await assert.rejects(svc.set('ns', 'web', 3, gone.signal), (e: ProblemError) => e.status === 408);
+    assert.equal(client.calls.length, 0);
+  });
+
+  it('gives up with 504, without writing, when queued behind slow writes past the deadline', async () => {
+    let clock = 0;
+    const client = {
+      calls: 0,
+      request: async (method: string) => {
+        client.calls++;
+        clock += 6_000; // each call takes 6 s of (fake) time
+        return method === 'GET' ? scale(0, '1')() : { metadata: { resourceVersion: '2' }, spec: { replicas: 1 } };
+      },
+    };
+    const svc = new KubeReplicaService(client as unknown as KubeClient, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock });
+    const first = svc.set('ns', 'web', 1);
+    const second = svc.set('ns', 'web', 2);
+    assert.equal((await first).replicas, 1, 'the first write finishes at t=12 s (its PUT started within budget)');
+    await assert.rejects(second, (e: ProblemError) => e.status === 504 && /gave up/.test(e.message));
+    assert.equal(client.calls, 2, 'the queued write never reached the API server');
+  });
+
   it('queues writes to the same Deployment so they do not conflict with each other', async () => {
     let inFlight = 0;
     let maxInFlight = 0;
@@ -122,12 +149,13 @@ describe('toProblem: API server failures never become 404 or a stack trace', () 
   const cases: Array<[string, unknown, number, string]> = [
     ['404 stays NotFound', new KubeStatusError(404, 'NotFound', 'x'), 404, 'NotFound'],
     ['422 stays Invalid', new KubeStatusError(422, 'Invalid', 'x'), 422, 'Invalid'],
-    ['403 (our token refused) is a bad gateway', new KubeStatusError(403, 'Forbidden', 'x'), 502, 'BadGateway'],
+    ['403 (our token refused) is a bad gateway', new KubeStatusError(403, 'Forbidden', 'PUT /apis/apps/v1/namespaces/a/deployments/b/scale: User "system:serviceaccount:p:p" cannot update'), 502, 'BadGateway'],
     ['401 is a bad gateway', new KubeStatusError(401, '', 'x'), 502, 'BadGateway'],
     ['500 is a bad gateway', new KubeStatusError(500, '', 'x'), 502, 'BadGateway'],
     ['429 is unavailable', new KubeStatusError(429, 'TooManyRequests', 'x'), 503, 'ServiceUnavailable'],
     ['a timeout is 504', new KubeTimeoutError('x'), 504, 'GatewayTimeout'],
-    ['connection refused is 503', new KubeUnreachableError('ECONNREFUSED'), 503, 'ServiceUnavailable'],
+    ['connection refused is 503', new KubeUnreachableError('GET /apis/apps/v1/x: ECONNREFUSED', Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), 503, 'ServiceUnavailable'],
+    ['a timeout hides the upstream path', new KubeTimeoutError('GET /apis/apps/v1/x: no answer within 5000 ms'), 504, 'GatewayTimeout'],
     ['an unknown error is 500 without detail', new TypeError('boom at line 3'), 500, 'InternalError'],
   ];
   for (const [name, err, status, reason] of cases) {
@@ -136,6 +164,7 @@ describe('toProblem: API server failures never become 404 or a stack trace', () 
       assert.equal(p.status, status);
       assert.equal(p.reason, reason);
       if (status === 500) assert.doesNotMatch(p.message, /boom/);
+      assert.doesNotMatch(p.message, /system:serviceaccount|\/apis\//, 'no upstream identity or path in client-facing detail');
     });
   }
 });
