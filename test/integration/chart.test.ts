@@ -208,6 +208,24 @@ describe('Helm chart and in-cluster mode', () => {
     });
   });
 
+  describe('the default release on the local control plane', () => {
+    it('adopts the ServiceAccount and RBAC that cluster-up created, and cluster-up restores them after undeploy', async () => {
+      const env = { KUBECONFIG: ADMIN_KUBECONFIG, CERTS_DIR: certsDir };
+      try {
+        const r = await run('make', ['-s', 'deploy'], env);
+        assert.equal(r.code, 0, r.stderr);
+        const owner = await kubectlOk(['-n', 'k8s-api-proxy', 'get', 'serviceaccount', 'k8s-api-proxy', '-o', 'jsonpath={.metadata.annotations.meta\\.helm\\.sh/release-name}']);
+        assert.equal(owner, 'k8s-api-proxy');
+        assert.equal((await run('make', ['-s', 'undeploy'], env)).code, 0);
+      } finally {
+        const up = await run(join(ROOT, 'hack/control-plane/cluster.sh'), ['up'], { CLUSTER_DIR });
+        assert.equal(up.code, 0, up.stderr);
+      }
+      const can = await kubectl(['auth', 'can-i', 'list', 'deployments.apps'], { kubeconfig: join(CLUSTER_DIR, 'proxy.kubeconfig') });
+      assert.equal(can.stdout.trim(), 'yes', 'the proxy identity works again');
+    });
+  });
+
   describe('Pod Security Standard "restricted"', () => {
     const ns = `pss-${randomBytes(3).toString('hex')}`;
     const env = { KUBECONFIG: ADMIN_KUBECONFIG, NAMESPACE: ns, RELEASE: ns, CERTS_DIR: '' };

@@ -37,6 +37,19 @@ describe('loadKubeConfig', () => {
     assert.equal(loadKubeConfig({ env: { KUBECONFIG: `${a}:${b}` }, home: d, context: 'b' }).server, 'https://b:6443');
   });
 
+  it('skips $KUBECONFIG files that do not exist, as kubectl does', () => {
+    const d = tmp();
+    const b = kubeconfigFile(d, 'b', 'https://b:6443');
+    assert.equal(loadKubeConfig({ env: { KUBECONFIG: `${join(d, 'missing')}:${b}` }, home: d }).server, 'https://b:6443');
+    assert.throws(() => loadKubeConfig({ env: { KUBECONFIG: join(d, 'missing') }, home: d }), /\$KUBECONFIG: none of its files exists/);
+  });
+
+  it('explains a file that is not a kubeconfig (no current-context)', () => {
+    const d = tmp();
+    writeFileSync(join(d, 'plain'), 'hello: world\n');
+    assert.throws(() => loadKubeConfig({ kubeconfig: join(d, 'plain') }), /no current-context is set .* is this a kubeconfig file\?/);
+  });
+
   it('falls back to ~/.kube/config', () => {
     const home = tmp();
     mkdirSync(join(home, '.kube'));
