@@ -4,15 +4,7 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
 CLUSTER := hack/control-plane/cluster.sh
-KUBECTL = $(shell hack/control-plane/build.sh --print | sed -n 's/^KUBECTL=//p')
-HELM = $(shell hack/control-plane/build.sh --print | sed -n 's/^HELM=//p')
-KUBECONFIG_DEMO := .cluster/proxy.kubeconfig
-DEMO_LISTEN ?= 127.0.0.1:8443
-DEMO_HEALTH_LISTEN ?= 127.0.0.1:8081
-RELEASE ?= k8s-api-proxy
-NAMESPACE ?= k8s-api-proxy
 IMG ?=
-DEPLOY_KUBECONFIG ?= $(KUBECONFIG)
 
 ##@ General
 
@@ -102,12 +94,16 @@ docker-build-push: ## Build and push the image; needs IMG=registry/repo:tag.
 	docker build -t "$(IMG)" .
 	docker push "$(IMG)"
 
+.PHONY: helm
+helm: ## Build (or reuse) only helm and kubectl, what deploy/undeploy need.
+	hack/control-plane/build.sh helm kubectl
+
 .PHONY: deploy
-deploy: control-plane ## helm upgrade --install into NAMESPACE, certificates from certs/ (KUBECONFIG, IMG optional).
+deploy: helm ## helm upgrade --install into NAMESPACE, certificates from certs/ (KUBECONFIG, IMG, RELEASE, NAMESPACE).
 	hack/deploy.sh install
 
 .PHONY: undeploy
-undeploy: control-plane ## Remove the release, its ClusterRole/Binding and the namespace.
+undeploy: helm ## Remove the release, its ClusterRole/Binding and the namespace.
 	hack/deploy.sh uninstall
 
 .PHONY: clean

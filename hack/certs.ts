@@ -9,7 +9,7 @@
  * `client`), CERT_DAYS (default 365).
  */
 import { webcrypto, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -156,7 +156,10 @@ export async function generateCertSet(opts: CertSetOptions): Promise<string[]> {
     ['server.crt', server.certPem, 0o644], ['server.key', server.keyPem, 0o600],
     ['client.crt', client.certPem, 0o644], ['client.key', client.keyPem, 0o600],
   ];
-  for (const [name, pem, mode] of files) writeFileSync(join(opts.dir, name), pem, { mode });
+  for (const [name, pem, mode] of files) {
+    writeFileSync(join(opts.dir, name), pem, { mode });
+    chmodSync(join(opts.dir, name), mode); // writeFileSync's mode applies only to new files
+  }
   return files.map(([n]) => join(opts.dir, n));
 }
 

@@ -16,25 +16,34 @@ NAMESPACE="${NAMESPACE:-k8s-api-proxy}"
 RELEASE="${RELEASE:-k8s-api-proxy}"
 CERTS_DIR="${CERTS_DIR:-certs}"
 CHART=charts/k8s-api-proxy
-[ -x "$HELM" ] || hack/control-plane/build.sh >&2
+[ -x "$HELM" ] && [ -x "$KUBECTL" ] || hack/control-plane/build.sh helm kubectl >&2
 
 case "${1:-}" in
   install)
     for f in ca.crt server.crt server.key; do
       [ -r "$CERTS_DIR/$f" ] || { echo "deploy: $CERTS_DIR/$f missing; run 'make generate-certs' first" >&2; exit 2; }
     done
+    # Certificates go to helm in a private values file, never on a command line
+    # (where `ps` would show the key).
+    values="$(mktemp)"
+    trap 'rm -f "$values"' EXIT
+    chmod 600 "$values"
+    printf 'tls:\n  caCrt: %s\n  crt: %s\n  key: %s\n' \
+      "$(base64 -w0 "$CERTS_DIR/ca.crt")" "$(base64 -w0 "$CERTS_DIR/server.crt")" "$(base64 -w0 "$CERTS_DIR/server.key")" > "$values"
     image=()
     if [ -n "${IMG:-}" ]; then
-      repo="${IMG%:*}"; tag="${IMG##*:}"
-      [ "$repo" = "$IMG" ] && tag=latest
-      image=(--set "image.repository=$repo" --set "image.tag=$tag")
+      # registry:5000/repo:tag, repo@sha256:..., or repo (tag "latest").
+      name="${IMG%@*}"; digest=""; [ "$name" != "$IMG" ] && digest="${IMG#*@}"
+      last="${name##*/}"; tag=""
+      case "$last" in *:*) tag="${last##*:}"; name="${name%:*}" ;; esac
+      # The chart renders repository:tag, so a digest rides on the tag: repo:tag@sha256:...
+      image=(--set "image.repository=$name" --set "image.tag=${tag:-latest}${digest:+@$digest}")
+    else
+      echo "deploy: IMG is not set; installing the chart's default image $(sed -n 's/^  repository: //p' "$CHART/values.yaml"). Set IMG=registry/repo:tag to use yours." >&2
     fi
     # shellcheck disable=SC2086
     "$HELM" upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --create-namespace \
-      --set "tls.caCrt=$(base64 -w0 "$CERTS_DIR/ca.crt")" \
-      --set "tls.crt=$(base64 -w0 "$CERTS_DIR/server.crt")" \
-      --set "tls.key=$(base64 -w0 "$CERTS_DIR/server.key")" \
-      "${image[@]}" ${HELM_FLAGS:-}
+      -f "$values" "${image[@]}" ${HELM_FLAGS:-}
     ;;
   uninstall)
     "$HELM" uninstall "$RELEASE" --namespace "$NAMESPACE" --ignore-not-found

@@ -4,7 +4,6 @@
  */
 import { helpText, parseArgs } from './config.js';
 import { ListenError, createLogger, startProxy } from './proxy.js';
-import { KubeConfigError } from './kube/kubeconfig.js';
 import { VERSION } from './version.js';
 
 
@@ -32,7 +31,7 @@ async function main(): Promise<number> {
   try {
     proxy = await startProxy(parsed.config, logger);
   } catch (err) {
-    if (err instanceof KubeConfigError || err instanceof ListenError) {
+    if (err instanceof ListenError) {
       process.stderr.write(`k8s-api-proxy: invalid configuration:\n  ${err.message}\n`);
       return 2;
     }

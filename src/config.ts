@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { isIP } from 'node:net';
+import { KubeConfigError, loadKubeConfig, type LoadedKubeConfig } from './kube/kubeconfig.js';
 
 /** A `host:port` pair to listen on. */
 export interface ListenAddress {
@@ -13,6 +14,8 @@ export interface Config {
   kubeconfig?: string;
   context?: string;
   serviceAccountDir: string;
+  /** Cluster access resolved from --kubeconfig/$KUBECONFIG/~/.kube/config/in-cluster. */
+  kube: LoadedKubeConfig;
   listen: ListenAddress;
   healthListen: ListenAddress;
   tlsCertFile: string;
@@ -64,9 +67,10 @@ export type ParseResult =
 /**
  * Parses flags (`--flag value` or `--flag=value`), falling back to each flag's
  * environment twin, then its default; then validates everything, reading the
- * certificate files, and reports all errors at once, each naming its flag.
+ * certificate files and resolving cluster access, and reports all errors at once, each
+ * naming its flag. `env` and `home` are injectable for tests.
  */
-export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ParseResult {
+export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, home?: string): ParseResult {
   const errors: string[] = [];
   const given = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
@@ -116,13 +120,23 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     errors.push(`--health-listen: ${healthListen.host}:${healthListen.port} is the same address as --listen`);
   }
   const kubeconfig = get('kubeconfig');
-  if (kubeconfig !== undefined) readFile('--kubeconfig', kubeconfig, errors);
+  const context = get('context');
+  const serviceAccountDir = get('service-account-dir')!;
+  let kube: LoadedKubeConfig | undefined;
+  if (kubeconfig === undefined || readFile('--kubeconfig', kubeconfig, errors)) {
+    try {
+      kube = loadKubeConfig({ kubeconfig, context, serviceAccountDir, env, home });
+    } catch (err) {
+      if (!(err instanceof KubeConfigError)) throw err;
+      errors.push(err.message);
+    }
+  }
 
-  if (errors.length > 0 || !listen || !healthListen || !tlsCert || !tlsKey || !clientCa) return { kind: 'invalid', errors };
+  if (errors.length > 0 || !listen || !healthListen || !tlsCert || !tlsKey || !clientCa || !kube) return { kind: 'invalid', errors };
   return {
     kind: 'run',
     config: {
-      kubeconfig, context: get('context'), serviceAccountDir: get('service-account-dir')!, listen, healthListen, tlsCertFile, tlsKeyFile, clientCaFile,
+      kubeconfig, context, serviceAccountDir, kube, listen, healthListen, tlsCertFile, tlsKeyFile, clientCaFile,
       tlsCert, tlsKey, clientCa, logLevel, shutdownTimeoutSeconds, shutdownDelaySeconds, requestTimeoutSeconds,
     },
   };

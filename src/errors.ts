@@ -8,6 +8,7 @@
 
 import type { FastifyReply } from 'fastify';
 
+/** Media type of every error body (RFC 9457 §3). */
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 /** Problem type URIs are URNs (RFC 9457 §3.1.1 allows non-dereferenceable URIs); the README's Errors table lists them. */
 const PROBLEM_TYPE_BASE = 'urn:k8s-api-proxy:problem';
@@ -90,9 +91,13 @@ export class ProblemError extends Error {
   }
 }
 
+/** 400: the request is malformed (bad path, query or JSON); `detail` names the field. */
 export const badRequest = (detail: string): ProblemError => new ProblemError(400, 'BadRequest', detail);
+/** 404: no such route or object. */
 export const notFound = (detail: string): ProblemError => new ProblemError(404, 'NotFound', detail);
+/** 422: well-formed body with invalid content (RFC 9110 §15.5.21). */
 export const invalid = (detail: string): ProblemError => new ProblemError(422, 'Invalid', detail);
+/** 409: concurrent changes won every retry. */
 export const conflict = (detail: string): ProblemError => new ProblemError(409, 'Conflict', detail);
 /** 503 with `Retry-After` in whole seconds (RFC 9110 §10.2.3). */
 export const unavailable = (detail: string, retryAfterSeconds = 1): ProblemError =>

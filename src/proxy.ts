@@ -2,7 +2,6 @@ import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { buildHealthServer, buildServer } from './server.js';
-import { loadKubeConfig } from './kube/kubeconfig.js';
 import { KubeClient } from './kube/kube-client.js';
 import { Reflector, type ReflectorOptions, type ReflectorStatus } from './kube/reflector.js';
 import { DEPLOYMENTS } from './kube/deployments.js';
@@ -28,7 +27,10 @@ export function createLogger(level: string): Logger {
   return pino({
     level,
     base: { service: 'k8s-api-proxy' },
-    redact: { paths: ['*.authorization', '*.Authorization', 'headers.authorization', '*.token', '*.key', 'config.tlsKey'], censor: '[redacted]' },
+    redact: {
+      paths: ['*.authorization', '*.Authorization', '*.headers.authorization', '*.*.headers.authorization', 'err.config.headers', '*.token', '*.key', 'config.tlsKey'],
+      censor: '[redacted]',
+    },
   });
 }
 
@@ -54,10 +56,10 @@ export function cacheReadiness(reflectors: { status(): ReflectorStatus }[], isSh
  * Starts the proxy for a validated config: loads cluster access, starts the
  * Deployment cache (it syncs in the background; until then reads answer 503),
  * and listens on both addresses.
- * @throws KubeConfigError when no cluster access is configured; listen errors (EADDRINUSE).
+ * @throws ListenError when an address cannot be bound (in use, not local, unresolvable).
  */
 export async function startProxy(config: Config, logger: Logger, reflectorOptions: ReflectorOptions = {}): Promise<RunningProxy> {
-  const loaded = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context, serviceAccountDir: config.serviceAccountDir });
+  const loaded = config.kube;
   logger.info({ source: loaded.source, server: loaded.server }, 'cluster access configured');
   const client = await KubeClient.create(loaded.kc);
   const deployments = new Reflector(client, DEPLOYMENTS, { logger, ...reflectorOptions });
@@ -65,7 +67,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const readiness = cacheReadiness([deployments], () => shuttingDown);
   const replicas = new KubeReplicaService(client, deployments, { logger });
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
-  const api = buildServer({ deployments, replicas, apiHealth: apiServerReadyz(client), readiness, logger }, { tls, limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 } });
+  const api = buildServer({ deployments, replicas, apiHealth: apiServerReadyz(client, undefined, logger), readiness, logger }, { tls, limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 } });
   const health = buildHealthServer({ readiness, logger });
   let apiUrl: string;
   let healthUrl: string;

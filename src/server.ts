@@ -43,6 +43,7 @@ export interface HttpLimits {
   /** Whole-request bound (headers and body), milliseconds; slower clients get 408. */
   requestTimeoutMs: number;
 }
+/** Defaults of {@link HttpLimits}: 30 s to send a whole request. */
 export const DEFAULT_HTTP_LIMITS: HttpLimits = { requestTimeoutMs: 30_000 };
 const HEALTH_REQUEST_TIMEOUT_MS = 10_000;
 /** A DNS-1123 subdomain is at most 253 characters; leave room for percent-encoding checks. */

@@ -5,8 +5,9 @@
 # and is reused while present, so a warm run takes seconds. Versions come from the
 # wrapper modules' go.mod files beside this script (one source of truth).
 #
-# Usage: hack/control-plane/build.sh            build what is missing, print the bin dir
-#        hack/control-plane/build.sh --print    only print where each binary is (no build)
+# Usage: hack/control-plane/build.sh [COMPONENT...]  build what is missing (all, or only the
+#                                                   named: etcd kube-apiserver kubectl helm)
+#        hack/control-plane/build.sh --print        only print where each binary is (no build)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CACHE_BIN="${XDG_CACHE_HOME:-$HOME/.cache}/k8s-api-proxy/bin"
@@ -29,8 +30,10 @@ if [ "${1:-}" = "--print" ]; then
   exit 0
 fi
 
+WANTED=" ${*:-etcd kube-apiserver kubectl helm} "
 build() { # build NAME VERSION MODULE_DIR PACKAGE LDFLAGS
   local name="$1" version="$2" dir="$3" pkg="$4" ldflags="$5" out
+  case "$WANTED" in *" $name "*) ;; *) return 0 ;; esac
   out="$(path_of "$name" "$version")"
   if [ -x "$out" ]; then echo "cached: $out"; return; fi
   echo "building $name $version (cold builds take minutes)..."

@@ -1,4 +1,5 @@
-import type { KubeClient } from './kube-client.js';
+import { KubeTimeoutError, KubeUnreachableError, type KubeClient } from './kube-client.js';
+import type { Logger } from 'pino';
 
 /** Bound on the upstream health probe, per the API contract (GET /healthz answers within ~2 s). */
 export const API_HEALTH_TIMEOUT_MS = 2_000;
@@ -14,15 +15,26 @@ export type ApiHealthCheck = () => Promise<ApiHealth>;
  * names (deprecated since Kubernetes 1.16; https://kubernetes.io/docs/reference/using-api/health-checks/).
  * Never throws: an unreachable or slow server is `{ok: false}` with the reason.
  */
-export function apiServerReadyz(client: KubeClient, timeoutMs = API_HEALTH_TIMEOUT_MS): ApiHealthCheck {
+export function apiServerReadyz(client: KubeClient, timeoutMs = API_HEALTH_TIMEOUT_MS, logger?: Logger): ApiHealthCheck {
   return async () => {
     try {
       const { status, body } = await client.getText('/readyz', timeoutMs);
       if (status === 200) return { ok: true };
-      const detail = body.split('\n').filter((l) => l.startsWith('[-]')).join('; ') || body.trim().slice(0, 200);
-      return { ok: false, message: `API server /readyz answered HTTP ${status}${detail ? `: ${detail}` : ''}` };
+      if (status === 401 || status === 403) {
+        // The body names the proxy's identity: log it, do not hand it to clients.
+        logger?.warn({ status, body: body.slice(0, 300) }, 'API server refused the proxy on /readyz');
+        return { ok: false, message: `API server refused the proxy's credentials (HTTP ${status})` };
+      }
+      // Failed check names ("[-]etcd failed: reason withheld") are safe and useful.
+      const checks = body.split('\n').map((l) => /^\[-\]([\w/.-]+) failed/.exec(l)?.[1]).filter(Boolean).join(', ');
+      return { ok: false, message: `API server not ready (HTTP ${status})${checks ? `: ${checks}` : ''}` };
     } catch (err) {
-      return { ok: false, message: (err as Error).message };
+      logger?.debug({ err: (err as Error).message }, 'API server /readyz failed');
+      if (err instanceof KubeTimeoutError) return { ok: false, message: `API server did not answer within ${timeoutMs / 1000} s` };
+      if (err instanceof KubeUnreachableError) {
+        return { ok: false, message: `API server unreachable (${(err.cause as NodeJS.ErrnoException | undefined)?.code ?? 'connection failed'})` };
+      }
+      return { ok: false, message: 'cannot query the API server; see the proxy log' };
     }
   };
 }

@@ -14,11 +14,13 @@ export interface BackoffPolicy {
   jitter: number;
 }
 
+/** client-go's reflector backoff: 0.8 s doubling to 30 s, jittered ±25%. */
 export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 800, maxMs: 30_000, factor: 2, jitter: 0.5 };
 /** client-go picks a random watch timeout between 5 and 10 minutes. */
 export const DEFAULT_WATCH_TIMEOUT_SECONDS: readonly [number, number] = [300, 600];
 /** kube-apiserver sends a BOOKMARK about every minute to watchers that allow them; silence beyond this is a stall. */
 export const DEFAULT_WATCH_INACTIVITY_MS = 150_000;
+/** Objects per list page (`limit`), as client-go's pager. */
 export const DEFAULT_PAGE_SIZE = 500;
 /** A watch that ends normally sooner than this counts as a failure for backoff, so a flapping server cannot drive a tight loop. */
 const MIN_HEALTHY_WATCH_MS = 1_000;
@@ -40,6 +42,7 @@ export interface ReflectorClock {
   random(): number;
 }
 
+/** Tuning of a {@link Reflector}; every field has a client-go-like default. */
 export interface ReflectorOptions {
   backoff?: BackoffPolicy;
   watchTimeoutSeconds?: readonly [number, number];
@@ -236,7 +239,9 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
 
   private apply(ev: WatchEvent): void {
     this.lastContactMs = this.opts.clock.now();
-    if (this.failures > 0) this.failures = 0;
+    // Only real progress resets the backoff; an ERROR event is a failure, or a server
+    // answering every watch with 410 would drive a tight relist loop.
+    if (ev.type !== 'ERROR' && this.failures > 0) this.failures = 0;
     const obj = ev.object as Record<string, unknown> & { metadata?: { name?: string; namespace?: string; resourceVersion?: string } };
     switch (ev.type) {
       case 'ADDED':

@@ -35,6 +35,7 @@ export interface ConflictRetry {
   factor: number;
   maxMs: number;
 }
+/** 10 attempts, 10 ms doubling to 640 ms, fully jittered: about 1.3 s in the worst case. */
 export const DEFAULT_CONFLICT_RETRY: ConflictRetry = { steps: 10, initialMs: 10, factor: 2, maxMs: 640 };
 /** Bound on each call to the API server. */
 export const WRITE_CALL_TIMEOUT_MS = 5_000;
@@ -96,6 +97,7 @@ export function rvAtLeast(a: string, b: string): boolean {
   return false;
 }
 
+/** Injectable retry policy, logger, clock and sleep for {@link KubeReplicaService}. */
 export interface ReplicaServiceOptions {
   retry?: ConflictRetry;
   logger?: Logger;
@@ -205,6 +207,8 @@ function withCause(p: ProblemError, cause: unknown): ProblemError {
  */
 export function toProblem(err: unknown, what: string): ProblemError {
   if (err instanceof ProblemError) return err;
+  // Our own abort: the client closed the connection while the call was in flight.
+  if ((err as Error | undefined)?.name === 'AbortError') return new ProblemError(408, 'RequestTimeout', 'the client closed the connection during the write; it may or may not have been applied');
   if (err instanceof KubeStatusError) {
     switch (err.code) {
       case 404: return notFound(`${what} not found`);

@@ -14,6 +14,7 @@ export const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 export const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 const DNS1123_LABEL_RE = new RegExp(DNS1123_LABEL);
 
+/** What the Deployment routes read from (cache), write through (service), and register 405s in. */
 export interface DeploymentRouteOptions {
   deployments: CacheReader<CachedDeployment>;
   replicas: ReplicaService;

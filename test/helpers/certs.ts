@@ -25,6 +25,7 @@ export interface CertFixture {
   issueServer(): Promise<IssuedCert>;
 }
 
+/** Generates a fresh CA, server and client set plus the odd certificates, in a temp dir. */
 export async function makeCertFixture(): Promise<CertFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'k8s-api-proxy-certs-'));
   const ca = await createCa('test CA');

@@ -18,10 +18,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
+/** The repository root. */
 export const ROOT = resolve(import.meta.dirname, '../..');
 /** Tests use their own cluster directory so they never stop a `make demo` cluster. */
 export const CLUSTER_DIR = process.env.CLUSTER_DIR ?? join(ROOT, '.cluster-test');
+/** cluster-admin kubeconfig of the test cluster. */
 export const ADMIN_KUBECONFIG = join(CLUSTER_DIR, 'admin.kubeconfig');
+/** The proxy ServiceAccount's kubeconfig (least privilege). */
 export const PROXY_KUBECONFIG = join(CLUSTER_DIR, 'proxy.kubeconfig');
 const CLUSTER_SH = join(ROOT, 'hack/control-plane/cluster.sh');
 
@@ -31,6 +34,7 @@ const binaries = Object.fromEntries(
 );
 /** The kubectl built at the control plane's version. */
 export const KUBECTL: string = binaries.KUBECTL;
+/** helm built from the Go module proxy. */
 export const HELM: string = binaries.HELM;
 
 function run(cmd: string, args: string[], input?: string, env: NodeJS.ProcessEnv = {}): Promise<{ stdout: string; stderr: string; code: number }> {
@@ -65,6 +69,7 @@ export function apiServerUrl(): string {
   return `https://127.0.0.1:${/APISERVER_PORT=(\d+)/.exec(ports)![1]}`;
 }
 
+/** The pid recorded for a control-plane process, or undefined when stopped. */
 export function pidOf(name: 'etcd' | 'kube-apiserver'): number | undefined {
   const f = join(CLUSTER_DIR, `${name}.pid`);
   return existsSync(f) ? Number(readFileSync(f, 'utf8')) : undefined;

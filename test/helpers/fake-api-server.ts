@@ -12,8 +12,10 @@ export interface FakeApiServer {
   client(): Promise<KubeClient>;
 }
 
+/** Answers request number `n` (1-based). */
 export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, n: number) => void;
 
+/** Starts a {@link FakeApiServer} on a free loopback port. */
 export async function fakeApiServer(handler: Handler): Promise<FakeApiServer> {
   const requests: string[] = [];
   const sockets = new Set<import('node:net').Socket>();
@@ -41,10 +43,12 @@ export async function fakeApiServer(handler: Handler): Promise<FakeApiServer> {
   };
 }
 
+/** Writes a JSON response. */
 export function json(res: http.ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
 
+/** A minimal raw Deployment, with managedFields to check they get stripped. */
 export const deployment = (ns: string, name: string, rv: string, replicas = 1): Record<string, unknown> => ({
   metadata: { name, namespace: ns, resourceVersion: rv, managedFields: [{ manager: 'kubectl' }] },
   spec: { replicas },

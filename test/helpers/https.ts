@@ -8,6 +8,7 @@ export interface ClientTls {
   key?: string | Buffer;
 }
 
+/** Options of {@link call}. */
 export interface CallOptions {
   method?: string;
   /** JSON-encoded unless `rawBody` is given. */
@@ -18,6 +19,7 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+/** Status, headers, raw text and parsed JSON (undefined when not JSON). */
 export interface CallResult {
   status: number;
   headers: http.IncomingHttpHeaders;

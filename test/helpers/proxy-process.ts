@@ -24,6 +24,7 @@ export interface ProxyProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Options of {@link startProxy}. */
 export interface StartOptions {
   certs: CertFixture;
   kubeconfig?: string;

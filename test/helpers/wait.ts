@@ -14,4 +14,5 @@ export async function waitFor<T>(what: string, probe: () => Promise<T> | T, time
   }
 }
 
+/** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

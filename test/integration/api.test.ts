@@ -5,6 +5,7 @@ import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { connect as tlsConnect } from 'node:tls';
+import type { CallResult } from '../helpers/https.js';
 
 const PROBLEM_KEYS = ['detail', 'reason', 'status', 'title', 'type'];
 
@@ -44,6 +45,16 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       const r = await proxy.request('/healthz');
       assert.equal(r.status, 200);
       assert.deepEqual(r.json, { status: 'ok' });
+    });
+  });
+
+  describe('GET /livez and /readyz on the mTLS listener', () => {
+    it('answers both with the health shape', async () => {
+      for (const path of ['/livez', '/readyz']) {
+        const r = await proxy.request(path);
+        assert.equal(r.status, 200, path);
+        assert.deepEqual(r.json, { status: 'ok' });
+      }
     });
   });
 
@@ -344,6 +355,30 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       assert.deepEqual(results.map((r) => r.status), Array(15).fill(200));
       t.diagnostic(`conflicts retried by the proxy: ${proxy.logs.filter((l) => String(l.msg).startsWith('409 Conflict')).length}`);
       assert.equal((await a.getDeployment('bar')).spec.replicas, 64);
+    });
+  });
+
+  describe('when the API server refuses the proxy', () => {
+    it('answers 502 BadGateway without naming the proxy identity or upstream path, and recovers', async () => {
+      const binding = JSON.parse(await kubectlOk(['get', 'clusterrolebinding', 'k8s-api-proxy', '-o', 'json']));
+      await kubectlOk(['delete', 'clusterrolebinding', 'k8s-api-proxy']);
+      try {
+        const r = await waitFor('forbidden', async () => {
+          const x = await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', body: { replicas: 2 } });
+          return x.status === 502 ? x : undefined;
+        }, 5_000) as CallResult;
+        assertProblem(r, 502, 'BadGateway', /refused the proxy's request \(HTTP 403 Forbidden\)/);
+        assert.doesNotMatch(r.text, /system:serviceaccount|\/apis\//);
+        const h = await proxy.request('/healthz');
+        assert.equal(h.status, 200, 'the ClusterRole is gone, but /readyz is granted to authenticated users by default');
+      } finally {
+        delete binding.metadata.resourceVersion;
+        delete binding.metadata.uid;
+        delete binding.metadata.creationTimestamp;
+        delete binding.metadata.managedFields;
+        await kubectlOk(['create', '-f', '-'], JSON.stringify(binding));
+      }
+      await waitFor('write works again', async () => (await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', body: { replicas: 2 } })).status === 200, 5_000);
     });
   });
 

@@ -4,7 +4,8 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, ensureCluster, PROXY_KUBECONFIG } from '../helpers/cluster.js';
+import { ROOT, ensureCluster, PROXY_KUBECONFIG, TestNamespace } from '../helpers/cluster.js';
+import { waitFor } from '../helpers/wait.js';
 import { connect as tlsConnect } from 'node:tls';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { startProxy } from '../helpers/proxy-process.js';
@@ -85,6 +86,37 @@ describe('bin/api command line', () => {
       assert.match(out, /application\/problem\+json/);
     } finally {
       await proxy.stop();
+    }
+  });
+
+  it('on SIGTERM lets an in-flight request finish before exiting 0', async () => {
+    const ns = await TestNamespace.create('drain');
+    try {
+      await ns.createDeployment('web', { replicas: 1 });
+      const proxy = await startProxy({ certs, args: ['--shutdown-delay-seconds', '0', '--shutdown-timeout-seconds', '10'] });
+      await waitFor('cached', async () => (await proxy.request(`/deployments/${ns.name}/web/replicas`)).status === 200);
+      const { port } = new URL(proxy.apiUrl);
+      const body = '{"replicas":4}';
+      const response = new Promise<string>((resolve) => {
+        const s = tlsConnect({ host: 'localhost', port: Number(port), ca: certs.ca, ...certs.client }, () => {
+          s.write(`PUT /deployments/${ns.name}/web/replicas HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+          // The request is in flight (headers read, body incomplete) when SIGTERM arrives.
+          setTimeout(() => proxy.child.kill('SIGTERM'), 300);
+          setTimeout(() => s.write(body.slice(5)), 900);
+        });
+        let text = '';
+        s.setEncoding('utf8');
+        s.on('data', (c: string) => { text += c; });
+        s.on('close', () => resolve(text));
+        s.on('error', () => resolve(text));
+      });
+      const text = await response;
+      assert.match(text, /^HTTP\/1.1 200 /, text);
+      assert.match(text, /"replicas":4/);
+      assert.equal(await proxy.exited, 0);
+      assert.equal((await ns.getDeployment('web')).spec.replicas, 4);
+    } finally {
+      await ns.cleanup();
     }
   });
 

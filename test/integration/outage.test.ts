@@ -80,6 +80,9 @@ describe('API server outages', () => {
         const ready = await call(`${proxy.healthUrl}/readyz`);
         assert.equal(ready.status, 503);
         assert.match(ready.json.message, /not synced/);
+        const one = await proxy.request('/deployments/default/anything/replicas');
+        assert.equal(one.status, 503);
+        assert.equal(one.json.reason, 'ServiceUnavailable');
         const read = await proxy.request('/deployments');
         assert.equal(read.status, 503);
         assert.equal(read.headers['retry-after'], '1');

@@ -2,6 +2,9 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseArgs, parseAddress, FLAGS, helpText } from '../../src/config.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('parseAddress', () => {
   const good: Array<[string, string, number]> = [
@@ -20,8 +23,13 @@ describe('parseAddress', () => {
 
 describe('parseArgs', () => {
   let c: CertFixture;
-  before(async () => { c = await makeCertFixture(); });
-  const tls = (): string[] => ['--tls-cert', c.serverCertFile, '--tls-key', c.serverKeyFile, '--client-ca', c.caFile];
+  let kubeconfig: string;
+  before(async () => {
+    c = await makeCertFixture();
+    kubeconfig = join(c.dir, 'kubeconfig');
+    writeFileSync(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://k:6443"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n');
+  });
+  const tls = (): string[] => ['--kubeconfig', kubeconfig, '--tls-cert', c.serverCertFile, '--tls-key', c.serverKeyFile, '--client-ca', c.caFile];
 
   it('applies defaults', () => {
     const r = parseArgs(tls(), {});
@@ -30,7 +38,7 @@ describe('parseArgs', () => {
     assert.deepEqual(r.config.listen, { host: '0.0.0.0', port: 8443 });
     assert.deepEqual(r.config.healthListen, { host: '0.0.0.0', port: 8081 });
     assert.equal(r.config.logLevel, 'info');
-    assert.equal(r.config.kubeconfig, undefined);
+    assert.equal(r.config.kube.server, 'https://k:6443');
   });
 
   it('accepts --flag=value and lets a flag win over its environment twin', () => {
@@ -48,6 +56,7 @@ describe('parseArgs', () => {
     ['the same address twice', ['--listen', '127.0.0.1:9000', '--health-listen', '127.0.0.1:9000'], /--health-listen: .* same address/],
     ['negative shutdown timeout', ['--shutdown-timeout-seconds', '-1'], /--shutdown-timeout-seconds/],
     ['a missing kubeconfig file', ['--kubeconfig', '/no/such/file'], /--kubeconfig: cannot read \/no\/such\/file/],
+    ['a missing context', ['--context', 'nope'], /--context: context "nope" not found/],
   ];
   for (const [name, args, re] of cases) {
     it(`reports ${name}`, () => {
@@ -57,8 +66,17 @@ describe('parseArgs', () => {
     });
   }
 
+  it('reports cluster-access problems together with flag problems', () => {
+    const r = parseArgs(['--tls-cert', c.serverCertFile, '--tls-key', c.serverKeyFile, '--client-ca', c.caFile, '--listen', 'bad'], {}, mkdtempSync(join(tmpdir(), 'home-')));
+    assert.equal(r.kind, 'invalid');
+    if (r.kind === 'invalid') {
+      assert.match(r.errors.join('\n'), /--listen: "bad"/);
+      assert.match(r.errors.join('\n'), /no Kubernetes configuration found/);
+    }
+  });
+
   it('reports a client CA that is not a CA certificate', () => {
-    const r = parseArgs(['--tls-cert', c.serverCertFile, '--tls-key', c.serverKeyFile, '--client-ca', c.serverCertFile], {});
+    const r = parseArgs(['--kubeconfig', kubeconfig, '--tls-cert', c.serverCertFile, '--tls-key', c.serverKeyFile, '--client-ca', c.serverCertFile], {});
     assert.equal(r.kind, 'invalid');
     if (r.kind === 'invalid') assert.match(r.errors.join('\n'), /--client-ca: certificate #1 .* is not a CA certificate/);
   });

@@ -98,6 +98,25 @@ describe('Reflector (list/watch cache)', () => {
     assert.deepEqual(clock.sleeps, [], 'the first 410 relists at once');
   });
 
+  it('backs off when every watch answers 410 Gone (no tight relist loop)', async () => {
+    let lists = 0;
+    server = await fakeApiServer((req, res) => {
+      if (!req.url!.includes('watch=true')) {
+        lists++;
+        return json(res, 200, { metadata: { resourceVersion: String(100 + lists) }, items: [] });
+      }
+      res.writeHead(200);
+      res.end(watchLine('ERROR', { kind: 'Status', code: 410, reason: 'Expired', message: 'too old' }));
+    });
+    const clock = recordingClock();
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { clock });
+    reflector.start();
+    await waitFor('several relists', () => lists >= 5, 5_000);
+    // The first 410 relists at once (counted as one failure); every further one backs off.
+    assert.deepEqual(clock.sleeps.slice(0, 3), [1600, 3200, 6400]);
+    assert.ok(clock.sleeps.length >= lists - 2, `a sleep before each repeated relist (${clock.sleeps.length} sleeps, ${lists} lists)`);
+  });
+
   it('backs off with jitter from 800 ms to a 30 s cap on repeated failures and never stops', async () => {
     server = await fakeApiServer((_req, res) => json(res, 500, { kind: 'Status', code: 500, message: 'etcd down' }));
     const clock = recordingClock();

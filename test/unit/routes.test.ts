@@ -23,7 +23,7 @@ function app(opts: { items?: CachedDeployment[]; synced?: boolean; set?: Replica
   };
   return buildServer({
     deployments: cache, replicas, logger: pino({ level: 'silent' }),
-    apiHealth: async () => (opts.health === false ? { ok: false, message: 'GET /readyz: ECONNREFUSED' } : { ok: true }),
+    apiHealth: async () => (opts.health === false ? { ok: false, message: 'API server unreachable (ECONNREFUSED)' } : { ok: true }),
     readiness: opts.ready ?? { check: () => ({ ready: true }) },
   });
 }
@@ -60,7 +60,8 @@ describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
   it('answers /healthz 503 in the RFD health shape when the API server is not ready', async () => {
     const r = await app({ health: false }).inject('/healthz');
     assert.equal(r.statusCode, 503);
-    assert.deepEqual(r.json(), { status: 'error', message: 'GET /readyz: ECONNREFUSED' });
+    assert.equal(r.headers['retry-after'], '2');
+    assert.deepEqual(r.json(), { status: 'error', message: 'API server unreachable (ECONNREFUSED)' });
   });
 
   it('answers HEAD like GET without a body', async () => {
