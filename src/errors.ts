@@ -95,8 +95,6 @@ export class ProblemError extends Error {
 export const badRequest = (detail: string): ProblemError => new ProblemError(400, 'BadRequest', detail);
 /** 404: no such route or object. */
 export const notFound = (detail: string): ProblemError => new ProblemError(404, 'NotFound', detail);
-/** 422: well-formed body with invalid content (RFC 9110 §15.5.21). */
-export const invalid = (detail: string): ProblemError => new ProblemError(422, 'Invalid', detail);
 /** 409: concurrent changes won every retry. */
 export const conflict = (detail: string): ProblemError => new ProblemError(409, 'Conflict', detail);
 /** 503 with `Retry-After` in whole seconds (RFC 9110 §10.2.3). */
