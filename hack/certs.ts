@@ -118,8 +118,15 @@ const DNS_NAME = /^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0
 export function validateCertInputs(days: string | undefined, sans: string[], cn: string | undefined): string[] {
   const errors: string[] = [];
   if (days !== undefined && (!/^\d+$/.test(days) || Number(days) < 1 || Number(days) > 3650)) errors.push(`CERT_DAYS: "${days}" is not a whole number of days from 1 to 3650`);
-  for (const san of sans) if (!isIP(san) && (!DNS_NAME.test(san) || /^[\d.]+$/.test(san))) errors.push(`EXTRA_SANS: "${san}" is neither an IP address nor a DNS name`);
-  if (cn !== undefined && (cn.length < 1 || cn.length > 64)) errors.push(`CLIENT_CN: must be 1 to 64 characters (RFC 5280 ub-common-name)`);
+  for (const san of sans) {
+    // An IP SAN must be a plain address (no IPv6 zone); a DNS SAN at most 253 characters
+    // and not ending in an all-numeric label (which would be an IP-like name).
+    const ok = isIP(san) ? !san.includes('%') : san.length <= 253 && DNS_NAME.test(san) && !/(^|\.)(\d+|0x[0-9a-f]+)$/i.test(san);
+    if (!ok) errors.push(`EXTRA_SANS: "${san}" is neither an IP address nor a DNS name`);
+  }
+  if (cn !== undefined && (cn.trim().length < 1 || cn.length > 64 || [...cn].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f))) {
+    errors.push('CLIENT_CN: must be 1 to 64 printable characters, not blank (RFC 5280 ub-common-name)');
+  }
   return errors;
 }
 

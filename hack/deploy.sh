@@ -36,8 +36,7 @@ case "${1:-}" in
       name="${IMG%@*}"; digest=""; [ "$name" != "$IMG" ] && digest="${IMG#*@}"
       last="${name##*/}"; tag=""
       case "$last" in *:*) tag="${last##*:}"; name="${name%:*}" ;; esac
-      # The chart renders repository:tag, so a digest rides on the tag: repo:tag@sha256:...
-      image=(--set "image.repository=$name" --set "image.tag=${tag:-latest}${digest:+@$digest}")
+      image=(--set "image.repository=$name" --set "image.tag=${tag:-latest}" --set "image.digest=$digest")
     else
       echo "deploy: IMG is not set; installing the chart's default image $(sed -n 's/^  repository: //p' "$CHART/values.yaml"). Set IMG=registry/repo:tag to use yours." >&2
     fi

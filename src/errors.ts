@@ -24,6 +24,7 @@ export type ProblemReason =
   | 'Conflict'
   | 'PayloadTooLarge'
   | 'UnsupportedMediaType'
+  | 'ExpectationFailed'
   | 'Invalid'
   | 'TooManyRequests'
   | 'RequestHeaderFieldsTooLarge'
@@ -42,6 +43,7 @@ const TITLES: Record<ProblemReason, string> = {
   Conflict: 'Conflict',
   PayloadTooLarge: 'Content Too Large',
   UnsupportedMediaType: 'Unsupported Media Type',
+  ExpectationFailed: 'Expectation Failed',
   Invalid: 'Unprocessable Content',
   TooManyRequests: 'Too Many Requests',
   RequestHeaderFieldsTooLarge: 'Request Header Fields Too Large',

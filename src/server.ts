@@ -1,5 +1,5 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { ServerTlsOptions } from './tls/server-tls.js';
@@ -56,6 +56,7 @@ const MAX_PARAM_LENGTH = 260;
  */
 export function buildServer(deps: ServerDeps, options: ServerOptions & { limits?: HttpLimits } = {}): FastifyInstance {
   const limits = options.limits ?? DEFAULT_HTTP_LIMITS;
+  const unfit = new WeakSet<TLSSocket>();
   const app = Fastify({
     ...commonOptions(deps.logger),
     bodyLimit: BODY_LIMIT_BYTES,
@@ -64,12 +65,24 @@ export function buildServer(deps: ServerDeps, options: ServerOptions & { limits?
     forceCloseConnections: 'idle',
     // Node 20 honours requestTimeout only when given to the server's constructor; setting
     // it afterwards (as Fastify does) is silently ignored, so pass it in both places.
-    ...(options.tls ? { https: { ...options.tls, requestTimeout: limits.requestTimeoutMs } } : {}),
+    ...(options.tls ? { https: { ...options.tls, requestTimeout: limits.requestTimeoutMs, requireHostHeader: false } } : {}),
   });
   if (options.tls) {
     // Runs before any byte of HTTP is parsed: a client whose certificate lacks the
     // clientAuth usage or has expired since a cached session is dropped here.
-    app.server.on('secureConnection', (socket: TLSSocket) => rejectUnfitClient(socket, deps.logger));
+    // prependListener: run before Node's HTTP connection listener, so a refused
+    // client's bytes are never handed to the HTTP parser.
+    app.server.prependListener('secureConnection', (socket: TLSSocket) => {
+      if (!rejectUnfitClient(socket, deps.logger)) unfit.add(socket);
+    });
+    // Belt and braces: a request on a refused or unverified socket never reaches a route.
+    app.addHook('onRequest', async (req, reply) => {
+      const socket = req.raw.socket as TLSSocket;
+      if (unfit.has(socket) || !clientIdentity(socket)) {
+        socket.destroy();
+        return reply;
+      }
+    });
   }
   const known = new KnownPaths();
   decorate(app, known);
@@ -85,7 +98,7 @@ export function buildServer(deps: ServerDeps, options: ServerOptions & { limits?
 export function buildHealthServer(deps: Pick<ServerDeps, 'readiness' | 'logger'>): FastifyInstance {
   const app = Fastify({
     ...commonOptions(deps.logger), requestTimeout: HEALTH_REQUEST_TIMEOUT_MS, return503OnClosing: false, forceCloseConnections: true,
-    http: { requestTimeout: HEALTH_REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1_000 },
+    http: { requestTimeout: HEALTH_REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1_000, requireHostHeader: false },
   });
   const known = new KnownPaths();
   decorate(app, known, false);
@@ -111,18 +124,14 @@ function commonOptions(logger: Logger) {
     // Requests Node's HTTP parser refuses never become Fastify requests; answer them in
     // problem+json too, and log them, instead of Fastify's plain JSON.
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
-      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      // One answer per connection: bytes after it (e.g. the rest of a slow body) are not a new error.
+      if (err.code === 'ECONNRESET' || socket.destroyed || socket.writableEnded) return void socket.destroy();
       const [status, reason, detail]: [number, ProblemReason, string] =
         err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'RequestTimeout', 'the request was not received in time']
           : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'RequestHeaderFieldsTooLarge', 'request headers exceed 16 KiB']
             : [400, 'BadRequest', `malformed HTTP request (${err.code ?? 'parse error'})`];
       logger.warn({ remote: (socket as unknown as { remoteAddress?: string }).remoteAddress, code: err.code, status }, 'malformed HTTP request refused');
-      const body = JSON.stringify(new ProblemError(status, reason, detail).toBody());
-      if (!socket.writable) return void socket.destroy();
-      // end() rather than destroy(): let the answer reach the client before the close;
-      // destroy anyway if the client does not finish the close within a second.
-      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-      setTimeout(() => socket.destroy(), 1_000).unref();
+      writeRawProblem(socket, new ProblemError(status, reason, detail));
     },
   };
 }
@@ -130,12 +139,20 @@ function commonOptions(logger: Logger) {
 function decorate(app: FastifyInstance, known: KnownPaths, logRequests = true): void {
   app.removeContentTypeParser('text/plain');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, parseJsonBody);
   app.decorateRequest('clientCN', '');
   app.addHook('onRequest', async (req) => {
     req.clientCN = clientIdentity(req.raw.socket as TLSSocket)?.commonName ?? '';
   });
+  // Node refuses HTTP/1.1 without Host with a bare 400; we let it through to say why.
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.raw.httpVersion === '1.1' && !req.headers.host) {
+      sendProblem(reply, new ProblemError(400, 'BadRequest', 'the Host header is required in HTTP/1.1 (RFC 9112 §3.2)'));
+      return reply;
+    }
+  });
   answerUnrouted(app, known);
+  answerOutsideFastify(app, known);
   if (logRequests) {
     const line = (req: FastifyRequest) => ({ client: req.clientCN, method: req.method, path: req.url.split('?')[0] });
     app.addHook('onResponse', async (req, reply) => {
@@ -150,24 +167,69 @@ function decorate(app: FastifyInstance, known: KnownPaths, logRequests = true): 
   });
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const problem = toHttpProblem(err);
-    if (problem.status === 500) req.log.error({ err, reqId: req.id }, 'request failed');
-    else if (problem.status >= 500) req.log.warn({ reqId: req.id, status: problem.status, cause: (problem.cause as Error | undefined)?.message ?? problem.message }, 'upstream failure');
+    if (problem.status === 500) req.log.error({ err }, 'request failed');
+    else if (problem.status >= 500) req.log.warn({ status: problem.status, cause: (problem.cause as Error | undefined)?.message ?? problem.message }, 'upstream failure');
     sendProblem(reply, problem);
   });
 }
 
 /**
- * The only body parser: strict JSON in UTF-8. A charset other than UTF-8 is 415; an
- * empty or malformed body is 400. `JSON.parse` keeps a `__proto__` key as an ordinary
- * own property (no prototype is touched), so the schema reports it as an unknown
- * property (422) instead of a misleading "malformed JSON".
+ * Requests Node handles before Fastify sees them: CONNECT (Node would close the
+ * connection silently) and an `Expect` other than 100-continue (Node would answer a
+ * bare 417). Both get problem+json like everything else.
+ */
+function answerOutsideFastify(app: FastifyInstance, known: KnownPaths): void {
+  app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const path = (req.url ?? '').split('?')[0];
+    const allow = known.allowFor(path);
+    const problem = allow
+      ? new ProblemError(405, 'MethodNotAllowed', `CONNECT is not allowed on ${path}; allowed: ${allow}`, { headers: { allow } })
+      : new ProblemError(405, 'MethodNotAllowed', 'CONNECT is not supported: this is not a forward proxy');
+    app.log.warn({ method: 'CONNECT', path, status: 405 }, 'request refused');
+    writeRawProblem(socket, problem);
+  });
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const problem = new ProblemError(417, 'ExpectationFailed', `Expect: ${String(req.headers.expect)} is not supported; only 100-continue is`);
+    app.log.warn({ method: req.method, path: (req.url ?? '').split('?')[0], status: 417 }, 'request refused');
+    const body = JSON.stringify(problem.toBody());
+    res.writeHead(417, { 'content-type': PROBLEM_CONTENT_TYPE, 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+  });
+}
+
+/** Writes a complete HTTP/1.1 problem response on a raw socket and closes it gracefully. */
+function writeRawProblem(socket: Duplex, problem: ProblemError): void {
+  if (!socket.writable) return void socket.destroy();
+  const body = JSON.stringify(problem.toBody());
+  const extra = Object.entries(problem.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  // end() rather than destroy(): let the answer reach the client before the close;
+  // destroy anyway if the client does not finish the close within a second.
+  socket.end(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`);
+  setTimeout(() => socket.destroy(), 1_000).unref();
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The only body parser: strict JSON in UTF-8. A charset other than UTF-8, or any
+ * Content-Encoding (gzip…), is 415; invalid UTF-8, an empty or a malformed body is 400.
+ * `JSON.parse` keeps a `__proto__` key as an ordinary own property (no prototype is
+ * touched), so the schema reports it as an unknown property (422), not "malformed JSON".
  */
 function parseJsonBody(req: FastifyRequest, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void {
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
   if (charset && charset !== 'utf-8' && charset !== 'utf8') {
     return done(new ProblemError(415, 'UnsupportedMediaType', `Content-Type charset "${charset}" is not supported; send application/json in UTF-8`));
   }
-  const text = String(body);
+  const encoding = req.headers['content-encoding'];
+  if (encoding && encoding.toLowerCase() !== 'identity') {
+    return done(new ProblemError(415, 'UnsupportedMediaType', `Content-Encoding "${encoding}" is not supported; send the body uncompressed`));
+  }
+  let text: string;
+  try {
+    text = UTF8.decode(body as Buffer);
+  } catch {
+    return done(new ProblemError(400, 'BadRequest', 'body: not valid UTF-8'));
+  }
   if (text.trim() === '') return done(new ProblemError(400, 'BadRequest', 'body: empty; expected a JSON object such as {"replicas": 3}'));
   try {
     done(null, JSON.parse(text));

@@ -36,9 +36,13 @@ export function clientIdentity(socket: TLSSocket): ClientIdentity | undefined {
  */
 export function unfitReason(der: Buffer, nowMs: number): string | undefined {
   const cert = new X509Certificate(der);
-  // The identity is the subject CN: exactly one, non-empty, or the log cannot name who acted.
-  const cns = cert.subject.split('\n').filter((rdn) => rdn.startsWith('CN='));
-  if (cns.length !== 1 || cns[0].length <= 3) return `certificate subject must carry exactly one non-empty CN (has ${cns.length})`;
+  // The identity is the subject CN: exactly one (also across multi-valued RDNs, which
+  // the legacy object lists as an array), not blank, no control characters, or the log
+  // could not say unambiguously who acted.
+  const cn = cert.toLegacyObject().subject?.CN as string | string[] | undefined;
+  if (cn === undefined) return 'certificate subject has no CN';
+  if (Array.isArray(cn)) return `certificate subject has ${cn.length} CNs; exactly one is required`;
+  if (cn.trim() === '' || [...cn].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f)) return 'certificate subject CN is blank or holds control characters';
   if (cert.ca) return 'a CA certificate (basicConstraints CA:TRUE) is not a client certificate';
   const usages = cert.keyUsage; // Node names the extended key usage OIDs "keyUsage"
   if (!usages || !usages.includes(OID_CLIENT_AUTH)) return 'certificate lacks the clientAuth extended key usage';
@@ -49,16 +53,18 @@ export function unfitReason(der: Buffer, nowMs: number): string | undefined {
 
 /**
  * Drops a freshly handshaken connection whose client certificate is missing,
- * unverified or unfit, before any HTTP request is read.
+ * unverified or unfit, before any HTTP request is read. Returns whether it was kept.
  */
-export function rejectUnfitClient(socket: TLSSocket, logger: Logger, nowMs = Date.now()): void {
+export function rejectUnfitClient(socket: TLSSocket, logger: Logger, nowMs = Date.now()): boolean {
   const peer = socket.getPeerCertificate();
   let reason: string | undefined;
   if (!socket.authorized) reason = `client certificate not verified: ${String(socket.authorizationError ?? 'none presented')}`;
   else if (!peer?.raw) reason = 'no client certificate';
   else reason = unfitReason(peer.raw, nowMs);
   if (reason) {
-    logger.warn({ remote: socket.remoteAddress, subject: peer?.subject?.CN, reason }, 'TLS client refused');
+    logger.warn({ remote: socket.remoteAddress, subject: peer?.subject, reason }, 'TLS client refused');
     socket.destroy();
+    return false;
   }
+  return true;
 }

@@ -220,7 +220,9 @@ export function toProblem(err: unknown, what: string): ProblemError {
       default: return new ProblemError(502, 'BadGateway', `the API server refused the proxy's request (HTTP ${err.code}${err.reason ? ` ${err.reason}` : ''}); the proxy log has details`, { cause: err });
     }
   }
-  if (err instanceof KubeTimeoutError) return new ProblemError(504, 'GatewayTimeout', `the API server did not answer within ${WRITE_CALL_TIMEOUT_MS / 1000} s`, { cause: err });
+  if (err instanceof KubeTimeoutError) {
+    return new ProblemError(504, 'GatewayTimeout', `the API server did not answer in time (each call is bounded at ${WRITE_CALL_TIMEOUT_MS / 1000} s, the whole write at ${WRITE_DEADLINE_MS / 1000} s)`, { cause: err });
+  }
   if (err instanceof KubeUnreachableError) {
     const code = ((err.cause as NodeJS.ErrnoException | undefined)?.code) ?? 'connection failed';
     return withCause(unavailable(`the API server is unreachable (${code})`, 2), err);

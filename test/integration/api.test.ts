@@ -214,7 +214,7 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
     /** Sends raw bytes over mTLS and returns the raw response. */
     const raw = (text: string): Promise<string> => new Promise((resolve) => {
       const { port } = new URL(proxy.apiUrl);
-      const sock = tlsConnect({ host: 'localhost', port: Number(port), ca: certs.ca, ...certs.client }, () => sock.end(text));
+      const sock = tlsConnect({ host: 'localhost', port: Number(port), ca: certs.ca, ...certs.client }, () => sock.end(Buffer.from(text, 'latin1')));
       let out = '';
       sock.setEncoding('utf8');
       sock.on('data', (c: string) => { out += c; });
@@ -226,6 +226,12 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       ['headers over 16 KiB', `GET /deployments HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
       ['Content-Length and Transfer-Encoding together', 'PUT /deployments/a/b/replicas HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
       ['an unknown method token', 'FOO /deployments HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+      ['HTTP/1.1 without a Host header', 'GET /deployments HTTP/1.1\r\nConnection: close\r\n\r\n', 400],
+      ['CONNECT on a known path', 'CONNECT /deployments HTTP/1.1\r\nHost: x\r\n\r\n', 405],
+      ['CONNECT to a host (forward-proxy use)', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405],
+      ['an Expect other than 100-continue', 'PUT /deployments/a/b/replicas HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{"replicas":1}', 417],
+      ['a gzip Content-Encoding', 'PUT /deployments/a/b/replicas HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: gzip\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{"replicas":1}', 415],
+      ['a body that is not valid UTF-8', 'PUT /deployments/a/b/replicas HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{"replicas":\xff1}', 400],
     ];
     for (const [label, text, status] of cases) {
       it(`answers ${status} problem+json for ${label}`, async () => {

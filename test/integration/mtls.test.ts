@@ -64,6 +64,18 @@ describe('mutual TLS on the API listener', () => {
     });
   }
 
+  it('never hands a refused client\'s bytes to the HTTP layer, even under repetition', async () => {
+    const unfit = [certs.noCnClient, certs.twoCnClient, certs.caAsClient, certs.serverAsClient];
+    for (let i = 0; i < 40; i++) {
+      const r = await rawGet(proxy.apiUrl, { ca: certs.ca, ...unfit[i % unfit.length] }, `/probe-${i}`);
+      assert.doesNotMatch(r.text ?? '', /HTTP\/1\.1/);
+    }
+    await rawGet(proxy.apiUrl, { ca: certs.ca, ...certs.client }, '/probe-control');
+    await waitFor('control logged', () => reached('/probe-control'));
+    const leaked = proxy.logs.filter((l) => String(l.path ?? '').startsWith('/probe-') && l.path !== '/probe-control');
+    assert.deepEqual(leaked, [], 'no request or aborted-request line for refused clients');
+  });
+
   it('gives plain HTTP on the TLS port no API answer', async () => {
     const { port } = new URL(proxy.apiUrl);
     const text = await new Promise<string>((resolve) => {

@@ -24,11 +24,24 @@ describe('unfitReason (checks OpenSSL leaves to us)', () => {
     assert.match(unfitReason(der(c), Date.now() + 2 * 86_400_000) ?? '', /expired/);
   });
   it('refuses a certificate without a CN', async () => {
-    assert.match(unfitReason(der(await issueCert(ca, { commonName: '', subject: [{ O: ['x'] }], usages: ['client'] })), Date.now()) ?? '', /exactly one non-empty CN \(has 0\)/);
+    assert.match(unfitReason(der(await issueCert(ca, { commonName: '', subject: [{ O: ['x'] }], usages: ['client'] })), Date.now()) ?? '', /has no CN/);
   });
   it('refuses a certificate with two CNs', async () => {
-    assert.match(unfitReason(der(await issueCert(ca, { commonName: '', subject: [{ CN: ['alice'] }, { CN: ['admin'] }], usages: ['client'] })), Date.now()) ?? '', /has 2/);
+    assert.match(unfitReason(der(await issueCert(ca, { commonName: '', subject: [{ CN: ['alice'] }, { CN: ['admin'] }], usages: ['client'] })), Date.now()) ?? '', /has 2 CNs/);
   });
+  it('refuses two CNs inside one multi-valued RDN (O=x+CN=bob) next to another CN', async () => {
+    const c = await issueCert(ca, { commonName: '', subject: [{ CN: ['alice'] }, { O: ['x'], CN: ['bob'] }], usages: ['client'] });
+    assert.match(unfitReason(der(c), Date.now()) ?? '', /has 2 CNs/);
+  });
+  it('accepts exactly one CN inside a multi-valued RDN (CN=carol+O=acme)', async () => {
+    const c = await issueCert(ca, { commonName: '', subject: [{ CN: ['carol'], O: ['acme'] }], usages: ['client'] });
+    assert.equal(unfitReason(der(c), Date.now()), undefined);
+  });
+  for (const [label, cn] of [['a blank CN', '   '], ['a CN with a newline', 'a\nCN=b'], ['a CN with a tab', 'a\tb']] as const) {
+    it(`refuses ${label}`, async () => {
+      assert.match(unfitReason(der(await issueCert(ca, { commonName: cn, usages: ['client'] })), Date.now()) ?? '', /blank or holds control characters/);
+    });
+  }
   it('refuses a CA certificate even with clientAuth', async () => {
     assert.match(unfitReason(der(await issueCert(ca, { commonName: 'sub', usages: ['client'], ca: true })), Date.now()) ?? '', /CA certificate/);
   });
@@ -52,6 +65,11 @@ describe('validateCertInputs (make generate-certs)', () => {
     [undefined, ['bad_name!'], undefined, /EXTRA_SANS: "bad_name!"/],
     [undefined, ['999.1.1.1'], undefined, /EXTRA_SANS: "999.1.1.1"/],
     [undefined, [], 'x'.repeat(65), /CLIENT_CN/],
+    [undefined, [], '   ', /CLIENT_CN/],
+    [undefined, [], 'a\nCN=b', /CLIENT_CN/],
+    [undefined, [`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}`], undefined, /EXTRA_SANS/],
+    [undefined, ['fe80::1%eth0'], undefined, /EXTRA_SANS/],
+    [undefined, ['0x7f.1'], undefined, /EXTRA_SANS/],
   ];
   for (const [days, sans, cn, want] of cases) {
     it(`${JSON.stringify({ days, sans, cn }).slice(0, 80)} → ${want ?? 'ok'}`, () => {
