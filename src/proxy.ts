@@ -69,16 +69,18 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
   const api = buildServer({ deployments, replicas, apiHealth: apiServerReadyz(client, undefined, logger), readiness, logger }, { tls, limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 } });
   const health = buildHealthServer({ readiness, logger });
-  let apiUrl: string;
-  let healthUrl: string;
-  try {
-    apiUrl = await listen(api, config.listen, '--listen', 'https');
-    healthUrl = await listen(health, config.healthListen, '--health-listen', 'http');
-  } catch (err) {
+  // Bind both before reporting, so two unusable addresses are named in one run.
+  const bound = await Promise.allSettled([
+    listen(api, config.listen, '--listen', 'https'),
+    listen(health, config.healthListen, '--health-listen', 'http'),
+  ]);
+  const failed = bound.filter((b): b is PromiseRejectedResult => b.status === 'rejected').map((b) => (b.reason as Error).message);
+  if (failed.length > 0) {
     await Promise.all([api.close(), health.close()]);
     client.close();
-    throw err;
+    throw new ListenError(failed.join('\n  '));
   }
+  const [apiUrl, healthUrl] = bound.map((b) => (b as PromiseFulfilledResult<string>).value);
   deployments.start();
   const stopReload = watchServerCertificate(api, config, logger);
   logger.info({ api: apiUrl, health: healthUrl }, 'listening');

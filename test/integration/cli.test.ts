@@ -57,8 +57,9 @@ describe('bin/api command line', () => {
 
   it('reports an address it cannot listen on as a configuration error naming the flag (exit 2)', async () => {
     await ensureCluster();
-    const r = await runApi([...tlsArgs(), '--kubeconfig', PROXY_KUBECONFIG, '--listen', '127.0.0.1:0', '--health-listen', 'no-such-host.invalid:8081']);
+    const r = await runApi([...tlsArgs(), '--kubeconfig', PROXY_KUBECONFIG, '--listen', '192.0.2.1:8443', '--health-listen', 'no-such-host.invalid:8081']);
     assert.equal(r.code, 2);
+    assert.match(r.stderr, /--listen: cannot listen on 192.0.2.1:8443: not an address of this machine/);
     assert.match(r.stderr, /--health-listen: cannot listen on no-such-host.invalid:8081: host name does not resolve/);
   });
 
