@@ -26,9 +26,10 @@ export interface ServerDeps {
   logger: Logger;
 }
 
-/** Server TLS material and policy. Omit `tls` (tests with `inject`) for plain HTTP. */
+/** Server TLS material and policy (omit `tls` for plain HTTP, as tests with `inject` do) and transport limits. */
 export interface ServerOptions {
   tls?: ServerTlsOptions;
+  limits?: HttpLimits;
 }
 
 declare module 'fastify' {
@@ -54,7 +55,7 @@ const MAX_PARAM_LENGTH = 260;
  * RFD 0001 routes, problem+json errors (also for malformed HTTP), one log line per
  * request naming the client.
  */
-export function buildServer(deps: ServerDeps, options: ServerOptions & { limits?: HttpLimits } = {}): FastifyInstance {
+export function buildServer(deps: ServerDeps, options: ServerOptions = {}): FastifyInstance {
   const limits = options.limits ?? DEFAULT_HTTP_LIMITS;
   const unfit = new WeakSet<TLSSocket>();
   const app = Fastify({
@@ -67,25 +68,24 @@ export function buildServer(deps: ServerDeps, options: ServerOptions & { limits?
     // it afterwards (as Fastify does) is silently ignored, so pass it in both places.
     ...(options.tls ? { https: { ...options.tls, requestTimeout: limits.requestTimeoutMs, requireHostHeader: false } } : {}),
   });
+  const known = new KnownPaths();
+  decorate(app, known);
   if (options.tls) {
-    // Runs before any byte of HTTP is parsed: a client whose certificate lacks the
-    // clientAuth usage or has expired since a cached session is dropped here.
-    // prependListener: run before Node's HTTP connection listener, so a refused
-    // client's bytes are never handed to the HTTP parser.
+    // A client whose certificate lacks clientAuth, is a CA, has no single CN, or has
+    // expired since a cached session is dropped here. prependListener runs this before
+    // Node's HTTP connection listener, so a refused client's bytes never reach the parser.
     app.server.prependListener('secureConnection', (socket: TLSSocket) => {
       if (!rejectUnfitClient(socket, deps.logger)) unfit.add(socket);
     });
-    // Belt and braces: a request on a refused or unverified socket never reaches a route.
+    // Belt and braces (after decorate's hook has read the identity): a request on a
+    // refused or unverified socket never reaches a route.
     app.addHook('onRequest', async (req, reply) => {
-      const socket = req.raw.socket as TLSSocket;
-      if (unfit.has(socket) || !clientIdentity(socket)) {
-        socket.destroy();
+      if (unfit.has(req.raw.socket as TLSSocket) || req.clientCN === '') {
+        req.raw.socket.destroy();
         return reply;
       }
     });
   }
-  const known = new KnownPaths();
-  decorate(app, known);
   app.register(healthRoutes, { apiHealth: deps.apiHealth, readiness: deps.readiness, known });
   app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, known });
   return app;
