@@ -134,66 +134,66 @@ export class KubeClient {
   }
 
   /**
+   * One request/response exchange: sends `payload`, collects the body as text.
+   * A body over `maxBytes` fails the call (`overflow: 'fail'`) or is cut (`'truncate'`).
+   * @throws KubeTimeoutError (after `timeoutMs`), KubeUnreachableError (no answer).
+   */
+  private async exchange(method: string, path: string, o: {
+    headers: Record<string, string>; payload?: string; timeoutMs: number; signal?: AbortSignal; maxBytes: number; overflow: 'fail' | 'truncate';
+  }): Promise<{ status: number; text: string }> {
+    const timeout = AbortSignal.timeout(o.timeoutMs);
+    const signal = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
+    const what = `${method} ${path}`;
+    return new Promise((resolve, reject) => {
+      const req = this.open(method, path, o.headers, signal);
+      req.on('error', (err) => reject(translateError(err, timeout, what, o.timeoutMs)));
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          if (size + c.length > o.maxBytes) {
+            if (o.overflow === 'fail') return void req.destroy(new Error(`response to ${what} exceeds ${o.maxBytes} bytes`));
+            c = c.subarray(0, Math.max(0, o.maxBytes - size));
+          }
+          size += c.length;
+          chunks.push(c);
+        });
+        res.on('error', (err) => reject(translateError(err, timeout, what, o.timeoutMs)));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      });
+      req.end(o.payload);
+    });
+  }
+
+  /**
    * Sends one request and parses the JSON answer.
    * @returns the decoded 2xx body.
    * @throws KubeStatusError (non-2xx), KubeTimeoutError (after `timeoutMs`), KubeUnreachableError (no answer).
    */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
     const headers = await this.headers(payload === undefined ? {} : { 'content-type': 'application/json' });
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-    return new Promise<T>((resolve, reject) => {
-      const req = this.open(method, path, headers, signal);
-      req.on('error', (err) => reject(translateError(err, timeout, `${method} ${path}`, timeoutMs)));
-      req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_RESPONSE_BYTES) req.destroy(new Error(`response to ${method} ${path} exceeds ${MAX_RESPONSE_BYTES} bytes`));
-          else chunks.push(c);
-        });
-        res.on('error', (err) => reject(translateError(err, timeout, `${method} ${path}`, timeoutMs)));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) {
-            try {
-              resolve(JSON.parse(text) as T);
-            } catch {
-              reject(new KubeStatusError(502, '', `${method} ${path}: API server sent invalid JSON`));
-            }
-          } else {
-            reject(statusError(status, text, `${method} ${path}`));
-          }
-        });
-      });
-      req.end(payload);
+    const { status, text } = await this.exchange(method, path, {
+      headers, payload, timeoutMs: options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, signal: options.signal,
+      maxBytes: MAX_RESPONSE_BYTES, overflow: 'fail',
     });
+    if (status < 200 || status >= 300) throw statusError(status, text, `${method} ${path}`);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new KubeStatusError(502, '', `${method} ${path}: API server sent invalid JSON`);
+    }
   }
 
   /**
-   * Fetches a non-resource path as text (e.g. `/readyz?verbose`).
+   * Fetches a non-resource path as text (e.g. `/readyz?verbose`), keeping at most 64 KiB.
    * @returns `{status, body}` for any HTTP status.
    * @throws KubeTimeoutError, KubeUnreachableError.
    */
   async getText(path: string, timeoutMs: number): Promise<{ status: number; body: string }> {
     const headers = await this.headers({ accept: 'text/plain' });
-    const timeout = AbortSignal.timeout(timeoutMs);
-    return new Promise((resolve, reject) => {
-      const req = this.open('GET', path, headers, timeout);
-      req.on('error', (err) => reject(translateError(err, timeout, `GET ${path}`, timeoutMs)));
-      req.on('response', (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => { if (body.length < 65536) body += c; });
-        res.on('error', (err) => reject(translateError(err, timeout, `GET ${path}`, timeoutMs)));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.end();
-    });
+    const { status, text } = await this.exchange('GET', path, { headers, timeoutMs, maxBytes: 65_536, overflow: 'truncate' });
+    return { status, body: text };
   }
 
   /**

@@ -37,17 +37,21 @@ export const KUBECTL: string = binaries.KUBECTL;
 /** helm built from the Go module proxy. */
 export const HELM: string = binaries.HELM;
 
-function run(cmd: string, args: string[], input?: string, env: NodeJS.ProcessEnv = {}): Promise<{ stdout: string; stderr: string; code: number }> {
+/**
+ * Runs a command from the repository root with this cluster's CLUSTER_DIR and the test's
+ * environment plus `env`. Resolves with the exit code and output; never throws.
+ */
+export function runCommand(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ stdout: string; stderr: string; code: number }> {
   return new Promise((resolvePromise) => {
-    const child = execFile(cmd, args, { env: { ...process.env, CLUSTER_DIR, ...env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolvePromise({ stdout, stderr, code: err ? ((err as { code?: number }).code ?? 1) : 0 });
+    const child = execFile(cmd, args, { cwd: ROOT, env: { ...process.env, CLUSTER_DIR, ...opts.env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolvePromise({ stdout, stderr, code: err ? Number((err as { code?: number }).code ?? 1) : 0 });
     });
-    if (input !== undefined) child.stdin?.end(input);
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
 
 async function cluster(verb: string): Promise<void> {
-  const r = await run(CLUSTER_SH, [verb]);
+  const r = await runCommand(CLUSTER_SH, [verb]);
   if (r.code !== 0) throw new Error(`cluster.sh ${verb} failed (${r.code}): ${r.stderr}${r.stdout}`);
 }
 
@@ -77,7 +81,7 @@ export function pidOf(name: 'etcd' | 'kube-apiserver'): number | undefined {
 
 /** Runs kubectl (admin unless `kubeconfig` says otherwise). Resolves with the exit code; never throws. */
 export function kubectl(args: string[], opts: { kubeconfig?: string; input?: string } = {}): Promise<{ stdout: string; stderr: string; code: number }> {
-  return run(KUBECTL, [`--kubeconfig=${opts.kubeconfig ?? ADMIN_KUBECONFIG}`, ...args], opts.input);
+  return runCommand(KUBECTL, [`--kubeconfig=${opts.kubeconfig ?? ADMIN_KUBECONFIG}`, ...args], { input: opts.input });
 }
 
 /** Runs kubectl as admin and throws on a non-zero exit. */

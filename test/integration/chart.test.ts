@@ -1,25 +1,15 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, symlinkSync, renameSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ROOT, HELM, KUBECTL, CLUSTER_DIR, ADMIN_KUBECONFIG, ensureCluster, kubectl, kubectlOk, apiServerUrl, TestNamespace } from '../helpers/cluster.js';
+import { ROOT, HELM, KUBECTL, CLUSTER_DIR, runCommand, ADMIN_KUBECONFIG, ensureCluster, kubectl, kubectlOk, apiServerUrl, TestNamespace } from '../helpers/cluster.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { startProxy } from '../helpers/proxy-process.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CHART = join(ROOT, 'charts/k8s-api-proxy');
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-    if (input !== undefined) child.stdin?.end(input);
-  });
-}
 
 describe('Helm chart and in-cluster mode', () => {
   let certs: CertFixture;
@@ -38,11 +28,11 @@ describe('Helm chart and in-cluster mode', () => {
   });
 
   const template = (extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
-    run(HELM, ['template', 'rel', CHART, '--namespace', 'k8s-api-proxy', ...extra]);
+    runCommand(HELM, ['template', 'rel', CHART, '--namespace', 'k8s-api-proxy', ...extra]);
 
   describe('rendering', () => {
     it('passes helm lint', async () => {
-      const r = await run(HELM, ['lint', '--strict', CHART, ...tlsValues]);
+      const r = await runCommand(HELM, ['lint', '--strict', CHART, ...tlsValues]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /0 chart\(s\) failed/);
     });
@@ -111,7 +101,7 @@ describe('Helm chart and in-cluster mode', () => {
     const deployEnv = { KUBECONFIG: ADMIN_KUBECONFIG, NAMESPACE: ns, RELEASE: release, CERTS_DIR: '' };
     const sa = `system:serviceaccount:${ns}:${name}`;
     before(() => { deployEnv.CERTS_DIR = certsDir; });
-    after(async () => { await run('make', ['-s', 'undeploy'], deployEnv); });
+    after(async () => { await runCommand('make', ['-s', 'undeploy'], { env: deployEnv }); });
 
     it('accepts the rendered manifests in a server-side dry run', async () => {
       await kubectlOk(['create', 'namespace', `${ns}-dry`]);
@@ -124,12 +114,12 @@ describe('Helm chart and in-cluster mode', () => {
 
     it('installs with make deploy, twice (idempotent)', async () => {
       for (let i = 0; i < 2; i++) {
-        const r = await run('make', ['-s', 'deploy'], deployEnv);
+        const r = await runCommand('make', ['-s', 'deploy'], { env: deployEnv });
         assert.equal(r.code, 0, r.stdout + r.stderr);
       }
       const objs = await kubectlOk(['-n', ns, 'get', 'deployment,service,secret,serviceaccount,poddisruptionbudget', '-o', 'name']);
       for (const o of [`deployment.apps/${name}`, `service/${name}`, `secret/${name}-tls`, `serviceaccount/${name}`, `poddisruptionbudget.policy/${name}`]) assert.ok(objs.includes(o), o);
-      const history = await run(HELM, ['history', release, '-n', ns, '-o', 'json'], { KUBECONFIG: ADMIN_KUBECONFIG });
+      const history = await runCommand(HELM, ['history', release, '-n', ns, '-o', 'json'], { env: { KUBECONFIG: ADMIN_KUBECONFIG } });
       assert.equal(JSON.parse(history.stdout).length, 2);
     });
 
@@ -181,7 +171,7 @@ describe('Helm chart and in-cluster mode', () => {
         renameSync(join(saDir, '..data_tmp'), join(saDir, '..data'));
         const old = readFileSync(join(saDir, 'v1', 'token'), 'utf8');
         await kubectlOk(['-n', ns, 'delete', 'secret', 'tok-1']);
-        const oldWorks = async (): Promise<boolean> => (await run(KUBECTL, ['--kubeconfig=/dev/null', `--server=${apiServerUrl()}`, `--certificate-authority=${join(CLUSTER_DIR, 'certs/apiserver.crt')}`, `--token=${old}`, 'get', '--raw', '/readyz'])).code === 0;
+        const oldWorks = async (): Promise<boolean> => (await runCommand(KUBECTL, ['--kubeconfig=/dev/null', `--server=${apiServerUrl()}`, `--certificate-authority=${join(CLUSTER_DIR, 'certs/apiserver.crt')}`, `--token=${old}`, 'get', '--raw', '/readyz'])).code === 0;
         await waitFor('old token revoked', async () => !(await oldWorks()), 10_000, 500);
 
         const put = await proxy.request(`/deployments/${work.name}/app/replicas`, { method: 'PUT', body: { replicas: 7 } });
@@ -197,13 +187,13 @@ describe('Helm chart and in-cluster mode', () => {
     });
 
     it('removes every release object with make undeploy, and succeeds when nothing is installed', async () => {
-      const r = await run('make', ['-s', 'undeploy'], deployEnv);
+      const r = await runCommand('make', ['-s', 'undeploy'], { env: deployEnv });
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const left = await kubectl(['-n', ns, 'get', 'deployment,service,secret,serviceaccount,poddisruptionbudget', '-o', 'name', '--ignore-not-found']);
       assert.equal(left.stdout.trim().split('\n').filter((l) => l && !l.includes('secret/tok-')).join(), '');
       assert.notEqual((await kubectl(['get', 'clusterrole', name])).code, 0);
       assert.notEqual((await kubectl(['get', 'clusterrolebinding', name])).code, 0);
-      const again = await run('make', ['-s', 'undeploy'], deployEnv);
+      const again = await runCommand('make', ['-s', 'undeploy'], { env: deployEnv });
       assert.equal(again.code, 0, again.stderr);
     });
   });
@@ -212,13 +202,13 @@ describe('Helm chart and in-cluster mode', () => {
     it('adopts the ServiceAccount and RBAC that cluster-up created, and cluster-up restores them after undeploy', async () => {
       const env = { KUBECONFIG: ADMIN_KUBECONFIG, CERTS_DIR: certsDir };
       try {
-        const r = await run('make', ['-s', 'deploy'], env);
+        const r = await runCommand('make', ['-s', 'deploy'], { env: env });
         assert.equal(r.code, 0, r.stderr);
         const owner = await kubectlOk(['-n', 'k8s-api-proxy', 'get', 'serviceaccount', 'k8s-api-proxy', '-o', 'jsonpath={.metadata.annotations.meta\\.helm\\.sh/release-name}']);
         assert.equal(owner, 'k8s-api-proxy');
-        assert.equal((await run('make', ['-s', 'undeploy'], env)).code, 0);
+        assert.equal((await runCommand('make', ['-s', 'undeploy'], { env: env })).code, 0);
       } finally {
-        const up = await run(join(ROOT, 'hack/control-plane/cluster.sh'), ['up'], { CLUSTER_DIR });
+        const up = await runCommand(join(ROOT, 'hack/control-plane/cluster.sh'), ['up'], { env: { CLUSTER_DIR } });
         assert.equal(up.code, 0, up.stderr);
       }
       const can = await kubectl(['auth', 'can-i', 'list', 'deployments.apps'], { kubeconfig: join(CLUSTER_DIR, 'proxy.kubeconfig') });
@@ -230,12 +220,12 @@ describe('Helm chart and in-cluster mode', () => {
     const ns = `pss-${randomBytes(3).toString('hex')}`;
     const env = { KUBECONFIG: ADMIN_KUBECONFIG, NAMESPACE: ns, RELEASE: ns, CERTS_DIR: '' };
     before(() => { env.CERTS_DIR = certsDir; });
-    after(async () => { await run('make', ['-s', 'undeploy'], env); });
+    after(async () => { await runCommand('make', ['-s', 'undeploy'], { env: env }); });
 
     it('installs without a PodSecurity warning and its pod template is admitted as a Pod', async () => {
       await kubectlOk(['create', 'namespace', ns]);
       await kubectlOk(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/warn=restricted', 'pod-security.kubernetes.io/audit=restricted']);
-      const r = await run('make', ['-s', 'deploy'], env);
+      const r = await runCommand('make', ['-s', 'deploy'], { env: env });
       assert.equal(r.code, 0, r.stderr);
       assert.doesNotMatch(r.stdout + r.stderr, /PodSecurity|would violate/i);
       const dep = JSON.parse(await kubectlOk(['-n', ns, 'get', 'deployment', `${ns}-k8s-api-proxy`, '-o', 'json']));

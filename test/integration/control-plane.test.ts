@@ -3,9 +3,8 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import {
   ensureCluster, kubectl, kubectlOk, apiServerUrl, stopApiServer, startApiServer, pidOf,
-  PROXY_KUBECONFIG, TestNamespace, CLUSTER_DIR, ROOT, KUBECTL,
+  PROXY_KUBECONFIG, TestNamespace, ROOT, KUBECTL, runCommand,
 } from '../helpers/cluster.js';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +20,8 @@ function portRefuses(url: string): Promise<boolean> {
     s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
   });
 }
+
+const CLUSTER_SH = join(ROOT, 'hack/control-plane/cluster.sh');
 
 describe('local control plane', () => {
   before(ensureCluster);
@@ -53,20 +54,18 @@ describe('local control plane', () => {
 
   it('cluster-up is idempotent: a second run keeps the same processes', async () => {
     const before = [pidOf('etcd'), pidOf('kube-apiserver')];
-    const r = await new Promise<number>((res) => execFile(join(ROOT, 'hack/control-plane/cluster.sh'), ['up'], { env: { ...process.env, CLUSTER_DIR } }, (e) => res(e ? 1 : 0)));
-    assert.equal(r, 0);
+    assert.equal((await runCommand(CLUSTER_SH, ['up'])).code, 0);
     assert.deepEqual([pidOf('etcd'), pidOf('kube-apiserver')], before);
   });
 
   it('a second, throwaway cluster: up lists the namespaces, down leaves no process and no state', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cluster-'));
     rmSync(dir, { recursive: true });
-    const sh = (verb: string): Promise<{ code: number; out: string }> => new Promise((res) =>
-      execFile(join(ROOT, 'hack/control-plane/cluster.sh'), [verb], { env: { ...process.env, CLUSTER_DIR: dir } }, (e, so, se) => res({ code: e ? 1 : 0, out: so + se })));
+    const sh = (verb: string): Promise<{ code: number }> => runCommand(CLUSTER_SH, [verb], { env: { CLUSTER_DIR: dir } });
     try {
       assert.equal((await sh('up')).code, 0);
       const pids = ['etcd', 'kube-apiserver'].map((n) => Number(readFileSync(join(dir, `${n}.pid`), 'utf8')));
-      const ns = await new Promise<string>((res) => execFile(KUBECTL, [`--kubeconfig=${join(dir, 'admin.kubeconfig')}`, 'get', 'ns', '-o', 'name'], (_e, so) => res(so)));
+      const ns = (await runCommand(KUBECTL, [`--kubeconfig=${join(dir, 'admin.kubeconfig')}`, 'get', 'ns', '-o', 'name'])).stdout;
       for (const n of ['namespace/default', 'namespace/kube-system', 'namespace/k8s-api-proxy']) assert.ok(ns.includes(n), n);
       assert.equal((await sh('down')).code, 0);
       assert.equal(existsSync(dir), false, 'state removed');
@@ -101,8 +100,7 @@ describe('local control plane', () => {
     it('cluster-up repairs a half-running cluster (etcd up, kube-apiserver down)', async () => {
       await stopApiServer();
       assert.equal(pidOf('kube-apiserver'), undefined);
-      const code = await new Promise<number>((res) => execFile(join(ROOT, 'hack/control-plane/cluster.sh'), ['up'], { env: { ...process.env, CLUSTER_DIR } }, (e) => res(e ? 1 : 0)));
-      assert.equal(code, 0);
+      assert.equal((await runCommand(CLUSTER_SH, ['up'])).code, 0);
       assert.ok(pidOf('kube-apiserver'));
       assert.equal((await ns.getDeployment('survivor')).spec.replicas, 3);
     });
