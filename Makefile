@@ -6,6 +6,18 @@ SHELL := /usr/bin/env bash
 CLUSTER := hack/control-plane/cluster.sh
 IMG ?=
 
+# Every target that runs Node.js runs the LTS line pinned in .node-version: hack/node.sh
+# prints its bin directory (the machine's node when it is of that line, else the official
+# binary installed once into ~/.cache/k8s-api-proxy/node/). `help` and the cluster status
+# targets need no Node.js, so they do not trigger the install.
+ifneq ($(filter-out help cluster-down cluster-status,$(or $(MAKECMDGOALS),help)),)
+NODE_BIN := $(shell hack/node.sh)
+ifeq ($(NODE_BIN),)
+$(error hack/node.sh could not provide Node.js $(shell cat .node-version); see its message above)
+endif
+export PATH := $(NODE_BIN):$(PATH)
+endif
+
 ##@ General
 
 .PHONY: help
@@ -68,11 +80,13 @@ cluster-status: ## Show whether etcd and kube-apiserver run.
 
 .PHONY: test
 test: install build control-plane ## Run every test: unit, then integration on a real control plane (started and stopped here).
+	@echo "unit tier on node $$(node --version) ($$(command -v node))"
 	npm run --silent test:unit
 	scripts/test-integration.sh
 
 .PHONY: test-unit
 test-unit: install ## Unit tests only (no cluster).
+	@echo "unit tier on node $$(node --version) ($$(command -v node))"
 	npm run --silent test:unit
 
 .PHONY: test-integration

@@ -2,6 +2,7 @@
 # `make bench`: a control plane of its own in .cluster-bench/, the read benchmark, then cleanup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PATH="$(hack/node.sh):$PATH"   # the pinned Node.js LTS, also when run directly
 export CLUSTER_DIR="$PWD/.cluster-bench"
 trap 'hack/control-plane/cluster.sh down >/dev/null 2>&1 || true' EXIT
 hack/control-plane/cluster.sh up >/dev/null

@@ -5,6 +5,8 @@
 # interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PATH="$(hack/node.sh):$PATH"   # the pinned Node.js LTS, also when run directly
+echo "integration tier on node $(node --version) ($(command -v node))"
 export CLUSTER_DIR="${CLUSTER_DIR:-$PWD/.cluster-test}"
 cleanup() { hack/control-plane/cluster.sh down >/dev/null 2>&1 || true; }
 trap cleanup EXIT

@@ -64,8 +64,8 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
     requestTimeout: limits.requestTimeoutMs,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    // Node 20 honours requestTimeout only when given to the server's constructor; setting
-    // it afterwards (as Fastify does) is silently ignored, so pass it in both places.
+    // Node honours requestTimeout only when given to the server's constructor (seen on 20,
+    // kept on 24); setting it afterwards, as Fastify does, is ignored: pass it in both places.
     ...(options.tls ? { https: { ...options.tls, requestTimeout: limits.requestTimeoutMs, requireHostHeader: false } } : {}),
   });
   const known = new KnownPaths();

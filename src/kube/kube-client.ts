@@ -71,10 +71,11 @@ export interface WatchOptions {
  * A thin HTTPS transport to the API server that takes its endpoint, TLS material and
  * credentials from a client-node `KubeConfig`.
  *
- * Why not client-node's generated clients and `Watch` (1.4.0)? They create a new
- * `https.Agent` for every request and reconnect (KCJ #2893: sockets and file
- * descriptors pile up), have no default timeout, and the watch's own timeout is
- * overwritten so a half-open connection stalls silently (KCJ #2665). We keep
+ * Why not client-node's generated clients and `Watch`? In 2.0.1 as in 1.4 they open a
+ * new connection for every request (a new dispatcher or agent each time; KCJ #2893:
+ * sockets and file descriptors pile up) and have no default timeout; the informer's
+ * watch sends no `timeoutSeconds`, so a half-open connection stalls it silently
+ * (test/unit/client-node-gaps.test.ts pins these down). We keep
  * client-node for what it does well: kubeconfig parsing and every auth provider
  * (tokens, client certs, exec, OIDC, token files), applied per request so rotated
  * credentials are picked up.

@@ -100,8 +100,8 @@ interface ListPage {
  * so objects deleted during a gap disappear. Failures back off with jitter and never
  * stop the loop; a watch silent for `inactivityMs` is torn down and restarted.
  *
- * This replaces client-node 1.4's `ListWatch`, which stops for good on most errors and
- * can stall on a half-open connection (see test/unit/client-node-informer.test.ts).
+ * This replaces client-node's `ListWatch` (still so in 2.0.1), which stops for good on
+ * most errors and can stall on a half-open connection (see test/unit/client-node-gaps.test.ts).
  */
 export class Reflector<T extends CachedObject> implements CacheReader<T> {
   private readonly store = new ObjectStore<T>();
@@ -202,7 +202,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
   private async relist(signal: AbortSignal): Promise<void> {
     const items: T[] = [];
     let cont = '';
-    let rv = '';
+    let rv: string;
     do {
       const q = new URLSearchParams({ limit: String(this.opts.pageSize) });
       if (cont) q.set('continue', cont);

@@ -7,6 +7,8 @@ export interface FakeApiServer {
   url: string;
   /** Every request path+query received, in order. */
   requests: string[];
+  /** How many TCP connections were accepted so far. */
+  connections(): number;
   close(): Promise<void>;
   /** A KubeClient pointed at this server with a static token. */
   client(): Promise<KubeClient>;
@@ -19,16 +21,17 @@ export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, n: n
 export async function fakeApiServer(handler: Handler): Promise<FakeApiServer> {
   const requests: string[] = [];
   const sockets = new Set<import('node:net').Socket>();
+  let connections = 0;
   const server = http.createServer((req, res) => {
     requests.push(req.url ?? '');
     handler(req, res, requests.length);
   });
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s) => { connections++; sockets.add(s); s.on('close', () => sockets.delete(s)); });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
   const url = `http://127.0.0.1:${port}`;
   return {
-    url, requests,
+    url, requests, connections: () => connections,
     close: () => new Promise((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
     client: () => {
       const kc = new KubeConfig();

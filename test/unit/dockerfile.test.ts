@@ -15,9 +15,9 @@ describe('Dockerfile', () => {
     assert.deepEqual(validate(dockerfile).map((d) => `${d.range.start.line + 1}: ${d.message}`), []);
   });
 
-  it('is multi-stage with a Node.js LTS (22 or 24) runtime', () => {
+  it('is multi-stage with a Node.js runtime (which line: runtime.test.ts)', () => {
     assert.ok(stages.length >= 2, 'multi-stage');
-    assert.match(runtime, /^node:(22|24)[.\-\w]*\s+AS\s+\w+/);
+    assert.match(runtime, /^node:\d+[.\-\w]*\s+AS\s+\w+/);
   });
 
   it('runs as a numeric non-root user', () => {

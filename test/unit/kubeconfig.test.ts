@@ -78,7 +78,7 @@ describe('loadKubeConfig', () => {
 
   it('names a file that does not parse', () => {
     const d = tmp();
-    writeFileSync(join(d, 'bad'), ': : not yaml [');
+    writeFileSync(join(d, 'bad'), 'clusters: [unclosed');
     assert.throws(() => loadKubeConfig({ kubeconfig: join(d, 'bad') }), /--kubeconfig: cannot parse/);
   });
 });
