@@ -5,9 +5,14 @@
 # and is reused while present, so a warm run takes seconds. Versions come from the
 # wrapper modules' go.mod files beside this script (one source of truth).
 #
-# Usage: hack/control-plane/build.sh [COMPONENT...]  build what is missing (all, or only the
-#                                                   named: etcd kube-apiserver kubectl helm)
-#        hack/control-plane/build.sh --print        only print where each binary is (no build)
+# Usage: hack/control-plane/build.sh [COMPONENT...]  build what is missing (all, or only the named:
+#                                                   etcd kube-apiserver kubectl helm kube-score
+#                                                   gateway-api-crds)
+#        hack/control-plane/build.sh --print        only print where each one is (no build)
+#
+# gateway-api-crds builds nothing: it downloads the sigs.k8s.io/gateway-api module pinned
+# by gateway-api/go.mod (checked against its go.sum) into Go's module cache, where the
+# chart tests read the standard channel's CRD YAML (GATEWAY_API_CRDS).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CACHE_BIN="${XDG_CACHE_HOME:-$HOME/.cache}/k8s-api-proxy/bin"
@@ -19,6 +24,9 @@ modver() { # modver DIR MODULE -> version required by DIR/go.mod
 KUBE_VERSION="$(modver "$HERE/kube-apiserver" k8s.io/kubernetes)"
 ETCD_VERSION="$(modver "$HERE/etcd" go.etcd.io/etcd/server/v3)"
 HELM_VERSION="$(modver "$HERE/helm" helm.sh/helm/v3)"
+KUBE_SCORE_VERSION="$(modver "$HERE/kube-score" github.com/zegl/kube-score)"
+GATEWAY_API_VERSION="$(modver "$HERE/gateway-api" sigs.k8s.io/gateway-api)"
+GATEWAY_API_DIR="$(go env GOMODCACHE)/sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"
 
 path_of() { echo "$CACHE_BIN/$1-$2/$1"; }
 
@@ -27,10 +35,12 @@ if [ "${1:-}" = "--print" ]; then
   echo "KUBECTL=$(path_of kubectl "$KUBE_VERSION")"
   echo "ETCD=$(path_of etcd "$ETCD_VERSION")"
   echo "HELM=$(path_of helm "$HELM_VERSION")"
+  echo "KUBE_SCORE=$(path_of kube-score "$KUBE_SCORE_VERSION")"
+  echo "GATEWAY_API_CRDS=$GATEWAY_API_DIR/config/crd/standard"
   exit 0
 fi
 
-WANTED=" ${*:-etcd kube-apiserver kubectl helm} "
+WANTED=" ${*:-etcd kube-apiserver kubectl helm kube-score gateway-api-crds} "
 build() { # build NAME VERSION MODULE_DIR PACKAGE LDFLAGS
   local name="$1" version="$2" dir="$3" pkg="$4" ldflags="$5" out
   case "$WANTED" in *" $name "*) ;; *) return 0 ;; esac
@@ -50,3 +60,13 @@ build etcd "$ETCD_VERSION" "$HERE/etcd" go.etcd.io/etcd/server/v3 "-s -w"
 build kube-apiserver "$KUBE_VERSION" "$HERE/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$KUBE_LDFLAGS"
 build kubectl "$KUBE_VERSION" "$HERE/kube-apiserver" k8s.io/kubernetes/cmd/kubectl "$KUBE_LDFLAGS"
 build helm "$HELM_VERSION" "$HERE/helm" helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+build kube-score "$KUBE_SCORE_VERSION" "$HERE/kube-score" github.com/zegl/kube-score/cmd/kube-score "-s -w -X main.version=$KUBE_SCORE_VERSION"
+case "$WANTED" in *" gateway-api-crds "*)
+  if [ -f "$GATEWAY_API_DIR/config/crd/standard/gateway.networking.k8s.io_tlsroutes.yaml" ]; then
+    echo "cached: $GATEWAY_API_DIR/config/crd/standard"
+  else
+    echo "downloading sigs.k8s.io/gateway-api $GATEWAY_API_VERSION (CRDs for the chart tests)..."
+    (cd "$HERE/gateway-api" && go mod download sigs.k8s.io/gateway-api)
+    echo "downloaded $GATEWAY_API_DIR/config/crd/standard"
+  fi ;;
+esac
