@@ -24,6 +24,9 @@ modver() { # modver DIR MODULE -> version required by DIR/go.mod
 KUBE_VERSION="$(modver "$HERE/kube-apiserver" k8s.io/kubernetes)"
 ETCD_VERSION="$(modver "$HERE/etcd" go.etcd.io/etcd/server/v3)"
 HELM_VERSION="$(modver "$HERE/helm" helm.sh/helm/v3)"
+# helm's default Kubernetes version (`helm template`, `helm lint`'s deprecation checks) is
+# its client-go minor, set at link time as helm's own Makefile does; without it, 1.20.
+HELM_KUBE_MINOR="$(modver "$HERE/helm" k8s.io/client-go | cut -d. -f2)"
 KUBE_SCORE_VERSION="$(modver "$HERE/kube-score" github.com/zegl/kube-score)"
 GATEWAY_API_VERSION="$(modver "$HERE/gateway-api" sigs.k8s.io/gateway-api)"
 GATEWAY_API_DIR="$(go env GOMODCACHE)/sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"
@@ -34,7 +37,7 @@ if [ "${1:-}" = "--print" ]; then
   echo "KUBE_APISERVER=$(path_of kube-apiserver "$KUBE_VERSION")"
   echo "KUBECTL=$(path_of kubectl "$KUBE_VERSION")"
   echo "ETCD=$(path_of etcd "$ETCD_VERSION")"
-  echo "HELM=$(path_of helm "$HELM_VERSION")"
+  echo "HELM=$(path_of helm "$HELM_VERSION-kube1.$HELM_KUBE_MINOR")"
   echo "KUBE_SCORE=$(path_of kube-score "$KUBE_SCORE_VERSION")"
   echo "GATEWAY_API_CRDS=$GATEWAY_API_DIR/config/crd/standard"
   exit 0
@@ -59,7 +62,11 @@ KUBE_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X
 build etcd "$ETCD_VERSION" "$HERE/etcd" go.etcd.io/etcd/server/v3 "-s -w"
 build kube-apiserver "$KUBE_VERSION" "$HERE/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$KUBE_LDFLAGS"
 build kubectl "$KUBE_VERSION" "$HERE/kube-apiserver" k8s.io/kubernetes/cmd/kubectl "$KUBE_LDFLAGS"
-build helm "$HELM_VERSION" "$HERE/helm" helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+HELM_LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  HELM_LDFLAGS="$HELM_LDFLAGS -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$HELM_KUBE_MINOR"
+done
+build helm "$HELM_VERSION-kube1.$HELM_KUBE_MINOR" "$HERE/helm" helm.sh/helm/v3/cmd/helm "$HELM_LDFLAGS"
 build kube-score "$KUBE_SCORE_VERSION" "$HERE/kube-score" github.com/zegl/kube-score/cmd/kube-score "-s -w -X main.version=$KUBE_SCORE_VERSION"
 case "$WANTED" in *" gateway-api-crds "*)
   if [ -f "$GATEWAY_API_DIR/config/crd/standard/gateway.networking.k8s.io_tlsroutes.yaml" ]; then
