@@ -22,6 +22,11 @@ READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-90}"
 RBAC_FILE="$ROOT/charts/k8s-api-proxy/rbac/clusterrole.yaml"
 PROXY_NS=k8s-api-proxy
 PROXY_SA=k8s-api-proxy
+# The Helm release `make deploy` installs by default; the chart names cluster-scoped
+# objects <fullname>-<namespace> (here the release name is the full name), so these are
+# the names it renders and can adopt.
+RELEASE=k8s-api-proxy
+PROXY_RBAC="$RELEASE-$PROXY_NS"
 PROXY_TOKEN_DURATION=48h
 
 eval "$("$HERE/build.sh" --print)"
@@ -161,24 +166,27 @@ bootstrap() {
   fi
   "${k[@]}" create namespace "$PROXY_NS" --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
   "${k[@]}" -n "$PROXY_NS" create serviceaccount "$PROXY_SA" --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
-  "${k[@]}" apply --server-side -f "$RBAC_FILE" >/dev/null
-  "${k[@]}" create clusterrolebinding k8s-api-proxy --clusterrole=k8s-api-proxy \
+  # The rules from the chart's file, under the name the chart gives its ClusterRole.
+  "${k[@]}" create --dry-run=client -o json -f "$RBAC_FILE" \
+    | PROXY_RBAC="$PROXY_RBAC" node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);r.metadata.name=process.env.PROXY_RBAC;process.stdout.write(JSON.stringify(r))})' \
+    | "${k[@]}" apply --server-side -f - >/dev/null
+  "${k[@]}" create clusterrolebinding "$PROXY_RBAC" --clusterrole="$PROXY_RBAC" \
     --serviceaccount="$PROXY_NS:$PROXY_SA" --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
-  # Mark the three objects as belonging to a Helm release named k8s-api-proxy, so that
+  # Mark the three objects as belonging to the Helm release $RELEASE in $PROXY_NS, so that
   # `make deploy` against this cluster adopts them instead of failing on "exists and
   # cannot be imported" (the chart renders the same names for that release).
   local obj
-  for obj in "-n $PROXY_NS serviceaccount/$PROXY_SA" "clusterrole/k8s-api-proxy" "clusterrolebinding/k8s-api-proxy"; do
+  for obj in "-n $PROXY_NS serviceaccount/$PROXY_SA" "clusterrole/$PROXY_RBAC" "clusterrolebinding/$PROXY_RBAC"; do
     # shellcheck disable=SC2086
     "${k[@]}" label --overwrite $obj app.kubernetes.io/managed-by=Helm >/dev/null
     # shellcheck disable=SC2086
-    "${k[@]}" annotate --overwrite $obj meta.helm.sh/release-name=k8s-api-proxy meta.helm.sh/release-namespace="$PROXY_NS" >/dev/null
+    "${k[@]}" annotate --overwrite $obj meta.helm.sh/release-name="$RELEASE" meta.helm.sh/release-namespace="$PROXY_NS" >/dev/null
   done
   local token
   token="$("${k[@]}" -n "$PROXY_NS" create token "$PROXY_SA" --duration="$PROXY_TOKEN_DURATION")"
   write_kubeconfig "$D/proxy.kubeconfig" "$PROXY_SA" "$token" "$PROXY_NS"
   log "admin kubeconfig: $admin"
-  log "proxy kubeconfig: $D/proxy.kubeconfig (ServiceAccount $PROXY_NS/$PROXY_SA, ClusterRole k8s-api-proxy)"
+  log "proxy kubeconfig: $D/proxy.kubeconfig (ServiceAccount $PROXY_NS/$PROXY_SA, ClusterRole $PROXY_RBAC)"
 }
 
 cmd_up() {

@@ -27,6 +27,11 @@ export const ADMIN_KUBECONFIG = join(CLUSTER_DIR, 'admin.kubeconfig');
 /** The proxy ServiceAccount's kubeconfig (least privilege). */
 export const PROXY_KUBECONFIG = join(CLUSTER_DIR, 'proxy.kubeconfig');
 const CLUSTER_SH = join(ROOT, 'hack/control-plane/cluster.sh');
+/**
+ * The proxy's ClusterRole and ClusterRoleBinding made by cluster.sh: the names the chart
+ * gives them for the default release (`<fullname>-<namespace>`), so `make deploy` adopts them.
+ */
+export const PROXY_RBAC_NAME = 'k8s-api-proxy-k8s-api-proxy';
 
 const binaries = Object.fromEntries(
   execFileSync(join(ROOT, 'hack/control-plane/build.sh'), ['--print'], { encoding: 'utf8' })
@@ -36,6 +41,10 @@ const binaries = Object.fromEntries(
 export const KUBECTL: string = binaries.KUBECTL;
 /** helm built from the Go module proxy. */
 export const HELM: string = binaries.HELM;
+/** kube-score built from the Go module proxy (the chart's lint tier). */
+export const KUBE_SCORE: string = binaries.KUBE_SCORE;
+/** The Gateway API standard channel's CRD directory in Go's module cache (version pinned by hack/control-plane/gateway-api/go.mod). */
+export const GATEWAY_API_CRDS: string = binaries.GATEWAY_API_CRDS;
 
 /**
  * Runs a command from the repository root with this cluster's CLUSTER_DIR and the test's

@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestNamespace, kubectl, kubectlOk, PROXY_KUBECONFIG } from '../helpers/cluster.js';
+import { TestNamespace, kubectl, kubectlOk, PROXY_KUBECONFIG, PROXY_RBAC_NAME } from '../helpers/cluster.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { waitFor } from '../helpers/wait.js';
@@ -366,8 +366,8 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
 
   describe('when the API server refuses the proxy', () => {
     it('answers 502 BadGateway without naming the proxy identity or upstream path, and recovers', async () => {
-      const binding = JSON.parse(await kubectlOk(['get', 'clusterrolebinding', 'k8s-api-proxy', '-o', 'json']));
-      await kubectlOk(['delete', 'clusterrolebinding', 'k8s-api-proxy']);
+      const binding = JSON.parse(await kubectlOk(['get', 'clusterrolebinding', PROXY_RBAC_NAME, '-o', 'json']));
+      await kubectlOk(['delete', 'clusterrolebinding', PROXY_RBAC_NAME]);
       try {
         const r = await waitFor('forbidden', async () => {
           const x = await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', body: { replicas: 2 } });
