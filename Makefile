@@ -61,7 +61,7 @@ lint: install ## ESLint, and lint the Dockerfile.
 ##@ Control plane (real etcd + kube-apiserver on loopback)
 
 .PHONY: control-plane
-control-plane: ## Build (or reuse from ~/.cache/k8s-api-proxy) etcd, kube-apiserver, kubectl and helm.
+control-plane: ## Build (or reuse from ~/.cache/k8s-api-proxy) etcd, kube-apiserver, kubectl, helm, kube-score; fetch the Gateway API CRDs.
 	hack/control-plane/build.sh
 
 .PHONY: cluster-up
@@ -79,15 +79,21 @@ cluster-status: ## Show whether etcd and kube-apiserver run.
 ##@ Test
 
 .PHONY: test
-test: install build control-plane ## Run every test: unit, then integration on a real control plane (started and stopped here).
+test: install build control-plane ## Run every test: unit, chart lint, then integration on a real control plane (started and stopped here).
 	@echo "unit tier on node $$(node --version) ($$(command -v node))"
 	npm run --silent test:unit
+	npm run --silent test:lint
 	scripts/test-integration.sh
 
 .PHONY: test-unit
 test-unit: install ## Unit tests only (no cluster).
 	@echo "unit tier on node $$(node --version) ($$(command -v node))"
 	npm run --silent test:unit
+
+.PHONY: test-lint
+test-lint: install ## Chart lint tier: helm lint --strict and kube-score on every rendering (no cluster).
+	hack/control-plane/build.sh helm kube-score
+	npm run --silent test:lint
 
 .PHONY: test-integration
 test-integration: install build control-plane ## Integration and end-to-end tests on a real control plane in .cluster-test/.
@@ -113,11 +119,11 @@ helm: ## Build (or reuse) only helm and kubectl, what deploy/undeploy need.
 	hack/control-plane/build.sh helm kubectl
 
 .PHONY: deploy
-deploy: helm ## helm upgrade --install into NAMESPACE, certificates from certs/ (KUBECONFIG, IMG, RELEASE, NAMESPACE).
+deploy: helm ## helm upgrade --install into NAMESPACE (created and marked if missing), certificates from certs/ (KUBECONFIG, IMG, RELEASE, NAMESPACE).
 	hack/deploy.sh install
 
 .PHONY: undeploy
-undeploy: helm ## Remove the release, its ClusterRole/Binding and the namespace.
+undeploy: helm ## Remove the release and its ClusterRole/Binding; the namespace only if deploy created it and it is empty.
 	hack/deploy.sh uninstall
 
 .PHONY: clean
