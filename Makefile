@@ -108,6 +108,10 @@ bench: build control-plane ## Benchmark cached reads against a direct API-server
 
 ##@ Deploy
 
+.PHONY: image
+image: ## Build the image with podman (no Docker) from the unchanged Dockerfile on a cached local stand-in base; IMG=name:tag (default k8s-api-proxy:dev).
+	hack/image/build.sh "$(or $(IMG),k8s-api-proxy:dev)"
+
 .PHONY: docker-build-push
 docker-build-push: ## Build and push the image; needs IMG=registry/repo:tag.
 	@if [ -z "$(IMG)" ]; then echo "docker-build-push: set IMG, e.g. make docker-build-push IMG=registry.example.com/k8s-api-proxy:0.1.0" >&2; exit 2; fi
