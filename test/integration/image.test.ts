@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { ROOT, CLUSTER_DIR, PROXY_KUBECONFIG, apiServerUrl, kubectlOk, runCommand, TestNamespace } from '../helpers/cluster.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { call } from '../helpers/https.js';
-import { waitFor } from '../helpers/wait.js';
+import { sleep } from '../helpers/wait.js';
 
 const BUILD = join(ROOT, 'hack/image/build.sh');
 const PODMAN = join(ROOT, 'hack/image/podman.sh');
@@ -88,10 +88,12 @@ async function runContainer(opts: { mounts: string[]; env: Record<string, string
   let done = false;
   void exited.then(() => { done = true; });
   const health = `http://127.0.0.1:${healthPort}`;
-  await waitFor('the container to answer /readyz with 200', async () => {
-    if (done) throw new Error(`container exited early:\n${out}`);
-    return (await call(`${health}/readyz`, { timeoutMs: 1_000 }).catch(() => undefined))?.status === 200;
-  }, 60_000, 100).catch((err: Error) => { throw new Error(`${err.message}\n${out}`); });
+  for (const deadline = started + 60_000; ;) {
+    if (done) throw new Error(`the container exited (${await exited}) before /readyz answered 200:\n${out}`);
+    if ((await call(`${health}/readyz`, { timeoutMs: 1_000 }).catch(() => undefined))?.status === 200) break;
+    if (Date.now() > deadline) throw new Error(`/readyz not 200 within 60 s:\n${out}`);
+    await sleep(100);
+  }
   const readyAfterMs = Date.now() - started;
   const logs = (): Array<Record<string, unknown>> => out.split('\n').flatMap((l) => { try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; } });
   return { name, api: `https://localhost:${apiPort}`, health, logs, output: () => out, exited, readyAfterMs };
