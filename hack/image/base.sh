@@ -23,8 +23,7 @@ BASE_REF="docker.io/library/node:24-bookworm-slim"
 SUITE=bookworm
 VARIANT=minbase
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-# The project's Node.js version lives in .node-version; 24.22.3 until that file exists.
-NODE_VERSION="$(tr -d ' \n\r' < "$ROOT/.node-version" 2>/dev/null || echo 24.22.3)"
+NODE_VERSION="$(tr -d ' \n\r' < "$ROOT/.node-version")"   # the project's one pin
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/k8s-api-proxy/image"
 log() { echo "hack/image/base.sh: $*" >&2; }
 
