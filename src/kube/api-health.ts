@@ -38,3 +38,24 @@ export function apiServerReadyz(client: KubeClient, timeoutMs = API_HEALTH_TIMEO
     }
   };
 }
+
+/** How long one upstream answer serves `GET /healthz`. */
+export const API_HEALTH_CACHE_MS = 1_000;
+
+/**
+ * `check` behind a short cache: one upstream call at a time, its answer reused for
+ * `ttlMs` after it arrives, so `GET /healthz` cannot be used to multiply load on the API
+ * server (any number of requests per second cost at most one `/readyz` call per `ttlMs`).
+ */
+export function cachedApiHealth(check: ApiHealthCheck, ttlMs = API_HEALTH_CACHE_MS, now: () => number = Date.now): ApiHealthCheck {
+  let last: { at: number; health: ApiHealth } | undefined;
+  let inFlight: Promise<ApiHealth> | undefined;
+  return () => {
+    if (last && now() - last.at < ttlMs) return Promise.resolve(last.health);
+    inFlight ??= check().then((health) => {
+      last = { at: now(), health };
+      return health;
+    }).finally(() => { inFlight = undefined; });
+    return inFlight;
+  };
+}

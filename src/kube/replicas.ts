@@ -17,7 +17,7 @@ export interface ReplicaService {
   get(namespace: string, name: string): ReplicasView;
   /**
    * Sets spec.replicas. `signal` aborts when the client has gone: no further attempt starts.
-   * @throws ProblemError 404, 409 (retries exhausted), 422, 502, 503, 504.
+   * @throws ProblemError 404, 409 (retries exhausted), 422, 429 (too many writes to it in line), 502, 503, 504.
    */
   set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ReplicasView>;
 }
@@ -41,6 +41,11 @@ export const DEFAULT_CONFLICT_RETRY: ConflictRetry = { steps: 10, initialMs: 10,
 export const WRITE_CALL_TIMEOUT_MS = 5_000;
 /** Bound on a whole PUT, including waiting behind other writes to the same Deployment and retries. */
 export const WRITE_DEADLINE_MS = 10_000;
+/**
+ * Writes to one Deployment in line at once (the running one included). One more is
+ * refused with 429 at once rather than waiting to time out behind a slow API server.
+ */
+export const MAX_QUEUED_WRITES = 10;
 /** The field manager recorded in managedFields for the proxy's writes. */
 export const FIELD_MANAGER = 'k8s-api-proxy';
 
@@ -104,6 +109,8 @@ export interface ReplicaServiceOptions {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
+  /** Default {@link MAX_QUEUED_WRITES}. */
+  maxQueuedWrites?: number;
 }
 
 /**
@@ -119,6 +126,8 @@ export class KubeReplicaService implements ReplicaService {
   private readonly logger?: Logger;
   private readonly now: () => number;
   private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly queued = new Map<string, number>();
+  private readonly maxQueued: number;
   readonly overlay = new WriteOverlay();
   /** Conflicts seen (and retried) since start; exposed for tests and logs. */
   conflicts = 0;
@@ -129,6 +138,7 @@ export class KubeReplicaService implements ReplicaService {
     this.random = options.random ?? Math.random;
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
+    this.maxQueued = options.maxQueuedWrites ?? MAX_QUEUED_WRITES;
   }
 
   get(namespace: string, name: string): ReplicasView {
@@ -143,6 +153,11 @@ export class KubeReplicaService implements ReplicaService {
 
   async set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ReplicasView> {
     const key = `${namespace}/${name}`;
+    const inLine = this.queued.get(key) ?? 0;
+    if (inLine >= this.maxQueued) {
+      throw new ProblemError(429, 'TooManyRequests', `${this.maxQueued} writes to deployment "${name}" in namespace "${namespace}" are already in line; retry shortly`, { headers: { 'retry-after': '1' } });
+    }
+    this.queued.set(key, inLine + 1);
     const deadline = this.now() + WRITE_DEADLINE_MS;
     const prev = this.queues.get(key) ?? Promise.resolve();
     const run = prev.catch(() => undefined).then(() => this.setWithRetry(namespace, name, replicas, deadline, signal));
@@ -151,6 +166,9 @@ export class KubeReplicaService implements ReplicaService {
       return await run;
     } finally {
       if (this.queues.get(key) === run) this.queues.delete(key);
+      const left = (this.queued.get(key) ?? 1) - 1;
+      if (left <= 0) this.queued.delete(key);
+      else this.queued.set(key, left);
     }
   }
 

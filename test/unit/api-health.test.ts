@@ -1,6 +1,6 @@
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { apiServerReadyz } from '../../src/kube/api-health.js';
+import { apiServerReadyz, cachedApiHealth, type ApiHealth } from '../../src/kube/api-health.js';
 import { fakeApiServer, type FakeApiServer } from '../helpers/fake-api-server.js';
 
 describe('apiServerReadyz (GET /healthz upstream check)', () => {
@@ -38,5 +38,24 @@ describe('apiServerReadyz (GET /healthz upstream check)', () => {
     server = await fakeApiServer(() => undefined); // never answers
     const h = await apiServerReadyz(await server.client(), 300)();
     assert.deepEqual(h, { ok: false, message: 'API server did not answer within 0.3 s' });
+  });
+});
+
+describe('cachedApiHealth (GET /healthz cannot amplify load on the API server)', () => {
+  it('makes one upstream call for any number of concurrent and repeated checks within 1 s, then asks again', async () => {
+    let clock = 0;
+    let calls = 0;
+    let answer: ApiHealth = { ok: true };
+    const check = cachedApiHealth(async () => { calls++; await new Promise((r) => setTimeout(r, 5)); return answer; }, 1_000, () => clock);
+    const first = await Promise.all(Array.from({ length: 100 }, () => check()));
+    assert.equal(calls, 1, 'concurrent checks share one call');
+    assert.ok(first.every((h) => h.ok));
+    clock = 999;
+    answer = { ok: false, message: 'API server unreachable (ECONNREFUSED)' };
+    assert.deepEqual(await check(), { ok: true }, 'the cached answer serves within 1 s');
+    assert.equal(calls, 1);
+    clock = 1_000;
+    assert.deepEqual(await check(), answer, 'after 1 s the API server is asked again');
+    assert.equal(calls, 2);
   });
 });

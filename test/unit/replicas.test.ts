@@ -104,6 +104,35 @@ describe('KubeReplicaService.set', () => {
     await Promise.all([1, 2, 3, 4, 5].map((n) => svc.set('ns', 'web', n)));
     assert.equal(maxInFlight, 1);
   });
+
+  it('answers 429 at once, with Retry-After, when the Deployment\'s write queue is full (30 PUTs behind a slow API server)', async () => {
+    let release!: () => void;
+    const slow = new Promise<void>((r) => { release = r; });
+    const client = {
+      calls: 0,
+      request: async (method: string, _p: string, o: { body?: { spec: { replicas: number } } } = {}) => {
+        client.calls++;
+        await slow; // the API server answers nothing until released
+        return method === 'GET' ? scale(0, '1')() : { metadata: { resourceVersion: '2' }, spec: o.body!.spec };
+      },
+    };
+    const svc = new KubeReplicaService(client as unknown as KubeClient, cacheOf(dep(0, '1')), { ...noSleep, maxQueuedWrites: 10 });
+    const settled = Array.from({ length: 30 }, (_, i) => svc.set('ns', 'web', i + 1).then((v) => v.replicas, (e: ProblemError) => e));
+    // Every write past the 10th is refused before the first one has even finished.
+    const refused = await Promise.race([Promise.all(settled.slice(10)), new Promise((r) => setTimeout(() => r('waited'), 1_000))]);
+    assert.notEqual(refused, 'waited', 'refusals do not wait for the queue');
+    for (const e of refused as ProblemError[]) {
+      assert.equal(e.status, 429);
+      assert.equal(e.reason, 'TooManyRequests');
+      assert.equal(e.headers['retry-after'], '1');
+    }
+    // Another Deployment has a queue of its own.
+    const other = svc.set('ns', 'api', 3);
+    release();
+    assert.deepEqual(await Promise.all(settled.slice(0, 10)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal((await other).replicas, 3);
+    assert.equal((await svc.set('ns', 'web', 42)).replicas, 42, 'the queue admits again once it has drained');
+  });
 });
 
 describe('KubeReplicaService.get', () => {
