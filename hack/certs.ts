@@ -59,13 +59,13 @@ function window(v: Validity): { notBefore: Date; notAfter: Date } {
 
 const serial = (): string => `01${randomBytes(15).toString('hex')}`;
 
-/** A self-signed CA (basicConstraints CA:TRUE critical, keyCertSign + cRLSign). */
-export async function createCa(commonName = 'k8s-api-proxy CA', validity: Validity = { days: 3650 }): Promise<IssuedCert> {
+/** A self-signed CA (basicConstraints CA:TRUE critical, keyCertSign + cRLSign); `pathLength` 0: it signs leaves only. */
+export async function createCa(commonName = 'k8s-api-proxy CA', validity: Validity = { days: 3650 }, pathLength = 0): Promise<IssuedCert> {
   const keys = await newKeys();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(), name: [{ CN: [commonName] }], ...window(validity), keys, signingAlgorithm: ALG,
     extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.BasicConstraintsExtension(true, pathLength, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
@@ -124,8 +124,9 @@ export function validateCertInputs(days: string | undefined, sans: string[], cn:
     const ok = isIP(san) ? !san.includes('%') : san.length <= 253 && DNS_NAME.test(san) && !/(^|\.)(\d+|0x[0-9a-f]+)$/i.test(san);
     if (!ok) errors.push(`EXTRA_SANS: "${san}" is neither an IP address nor a DNS name`);
   }
-  if (cn !== undefined && (cn.trim().length < 1 || cn.length > 64 || [...cn].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f))) {
-    errors.push('CLIENT_CN: must be 1 to 64 printable characters, not blank (RFC 5280 ub-common-name)');
+  // The proxy refuses the same names (src/auth/client-identity.ts): no control or format characters, no comma.
+  if (cn !== undefined && (cn.trim().length < 1 || cn.length > 64 || /[\p{Cc}\p{Cf}\p{Zl}\p{Zp},]/u.test(cn))) {
+    errors.push('CLIENT_CN: must be 1 to 64 printable characters without commas, not blank (RFC 5280 ub-common-name)');
   }
   return errors;
 }

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { KubeConfigError, loadKubeConfig, type LoadedKubeConfig } from './kube/kubeconfig.js';
+import { clientCaProblems } from './tls/trust.js';
 
 /** A `host:port` pair to listen on. */
 export interface ListenAddress {
@@ -28,6 +30,15 @@ export interface Config {
   shutdownTimeoutSeconds: number;
   shutdownDelaySeconds: number;
   requestTimeoutSeconds: number;
+  tlsHandshakeTimeoutSeconds: number;
+  /** 0: no cap. */
+  maxConnections: number;
+  /** 0: no cap. */
+  maxConnectionsPerIp: number;
+  /** 0: no bound. */
+  maxConnectionAgeSeconds: number;
+  /** Per client; rps 0 switches the limit off. */
+  rateLimits: { read: { rps: number; burst: number }; write: { rps: number; burst: number } };
 }
 
 /** One command-line flag: its environment twin, default and help line. */
@@ -51,6 +62,14 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'health-listen', env: 'K8S_API_PROXY_HEALTH_LISTEN', value: 'HOST:PORT', default: '0.0.0.0:8081', help: 'plain-HTTP address serving only /livez and /readyz, for kubelet probes' },
   { flag: 'log-level', env: 'K8S_API_PROXY_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'one of fatal, error, warn, info, debug, trace, silent' },
   { flag: 'request-timeout-seconds', env: 'K8S_API_PROXY_REQUEST_TIMEOUT_SECONDS', value: 'N', default: '30', help: 'a client must send its whole request (headers and body) within N seconds, else 408' },
+  { flag: 'tls-handshake-timeout-seconds', env: 'K8S_API_PROXY_TLS_HANDSHAKE_TIMEOUT_SECONDS', value: 'N', default: '10', help: 'a connection that has not finished its TLS handshake within N seconds is closed' },
+  { flag: 'max-connections', env: 'K8S_API_PROXY_MAX_CONNECTIONS', value: 'N', default: '2000', help: 'open connections on the API listener; past it new ones are closed at once (0: no cap)' },
+  { flag: 'max-connections-per-ip', env: 'K8S_API_PROXY_MAX_CONNECTIONS_PER_IP', value: 'N', default: '200', help: 'open connections from one source address; past it new ones from there are closed at once (0: no cap)' },
+  { flag: 'max-connection-age-seconds', env: 'K8S_API_PROXY_MAX_CONNECTION_AGE_SECONDS', value: 'N', default: '600', help: 'a connection older than N seconds is closed after its next response (0: no bound)' },
+  { flag: 'rate-limit-read-rps', env: 'K8S_API_PROXY_RATE_LIMIT_READ_RPS', value: 'N', default: '100', help: 'reads (GET, HEAD) per second per client identity, else 429 (0: no limit)' },
+  { flag: 'rate-limit-read-burst', env: 'K8S_API_PROXY_RATE_LIMIT_READ_BURST', value: 'N', default: '200', help: 'reads a client may send at once' },
+  { flag: 'rate-limit-write-rps', env: 'K8S_API_PROXY_RATE_LIMIT_WRITE_RPS', value: 'N', default: '5', help: 'writes (PUT and other methods) per second per client identity, else 429 (0: no limit)' },
+  { flag: 'rate-limit-write-burst', env: 'K8S_API_PROXY_RATE_LIMIT_WRITE_BURST', value: 'N', default: '20', help: 'writes a client may send at once' },
   { flag: 'shutdown-delay-seconds', env: 'K8S_API_PROXY_SHUTDOWN_DELAY_SECONDS', value: 'N', default: '0', help: 'after SIGTERM, fail /readyz for N seconds before closing listeners (lets endpoints drop the pod)' },
   { flag: 'shutdown-timeout-seconds', env: 'K8S_API_PROXY_SHUTDOWN_TIMEOUT_SECONDS', value: 'N', default: '20', help: 'bound on waiting for in-flight requests after SIGTERM' },
 ];
@@ -116,6 +135,16 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
   const shutdownDelaySeconds = parseSeconds('--shutdown-delay-seconds', get('shutdown-delay-seconds')!, errors);
   const requestTimeoutSeconds = parseSeconds('--request-timeout-seconds', get('request-timeout-seconds')!, errors);
   if (requestTimeoutSeconds === 0 && errors.every((e) => !e.startsWith('--request-timeout-seconds'))) errors.push('--request-timeout-seconds: must be above 0');
+  const tlsHandshakeTimeoutSeconds = parseSeconds('--tls-handshake-timeout-seconds', get('tls-handshake-timeout-seconds')!, errors);
+  if (tlsHandshakeTimeoutSeconds === 0 && errors.every((e) => !e.startsWith('--tls-handshake-timeout-seconds'))) errors.push('--tls-handshake-timeout-seconds: must be above 0');
+  const maxConnections = parseCount('--max-connections', get('max-connections')!, 0, 1_000_000, errors);
+  const maxConnectionsPerIp = parseCount('--max-connections-per-ip', get('max-connections-per-ip')!, 0, 1_000_000, errors);
+  const maxConnectionAgeSeconds = parseCount('--max-connection-age-seconds', get('max-connection-age-seconds')!, 0, 86_400, errors);
+  const rate = (kind: 'read' | 'write') => ({
+    rps: parseRate(`--rate-limit-${kind}-rps`, get(`rate-limit-${kind}-rps`)!, errors),
+    burst: parseCount(`--rate-limit-${kind}-burst`, get(`rate-limit-${kind}-burst`)!, 1, 1_000_000, errors),
+  });
+  const rateLimits = { read: rate('read'), write: rate('write') };
   if (listen && healthListen && listen.port === healthListen.port && listen.port !== 0 && listen.host === healthListen.host) {
     errors.push(`--health-listen: ${healthListen.host}:${healthListen.port} is the same address as --listen`);
   }
@@ -138,6 +167,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
     config: {
       kubeconfig, context, serviceAccountDir, kube, listen, healthListen, tlsCertFile, tlsKeyFile, clientCaFile,
       tlsCert, tlsKey, clientCa, logLevel, shutdownTimeoutSeconds, shutdownDelaySeconds, requestTimeoutSeconds,
+      tlsHandshakeTimeoutSeconds, maxConnections, maxConnectionsPerIp, maxConnectionAgeSeconds, rateLimits,
     },
   };
 }
@@ -166,6 +196,24 @@ function parseSeconds(flag: string, value: string, errors: string[]): number {
   const n = Number(value);
   if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(n) || n > 3600) {
     errors.push(`${flag}: "${value}" is not a number of seconds between 0 and 3600`);
+    return 0;
+  }
+  return n;
+}
+
+function parseCount(flag: string, value: string, min: number, max: number, errors: string[]): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    errors.push(`${flag}: "${value}" is not a whole number between ${min} and ${max}`);
+    return min;
+  }
+  return n;
+}
+
+function parseRate(flag: string, value: string, errors: string[]): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || n > 1_000_000) {
+    errors.push(`${flag}: "${value}" is not a number of requests per second between 0 and 1000000`);
     return 0;
   }
   return n;
@@ -202,18 +250,11 @@ function checkKeyPair(certPem: Buffer | undefined, keyPem: Buffer | undefined, e
 }
 
 function checkCa(pem: Buffer, errors: string[]): void {
-  const blocks = pem.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) {
-    errors.push('--client-ca: no PEM certificate found');
-    return;
-  }
-  for (const [i, b] of blocks.entries()) {
-    try {
-      const c = new X509Certificate(b);
-      if (!c.ca) errors.push(`--client-ca: certificate #${i + 1} (${c.subject.replaceAll('\n', ', ')}) is not a CA certificate`);
-    } catch (err) {
-      errors.push(`--client-ca: certificate #${i + 1} does not parse (${(err as Error).message})`);
-    }
+  for (const p of clientCaProblems(pem)) errors.push(`--client-ca: ${p}`);
+  try {
+    createSecureContext({ ca: pem }); // what the listener will do; catches PEM damage the parser above tolerates
+  } catch (err) {
+    errors.push(`--client-ca: OpenSSL cannot load the bundle (${(err as Error).message})`);
   }
 }
 

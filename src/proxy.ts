@@ -6,10 +6,12 @@ import { KubeClient } from './kube/kube-client.js';
 import { Reflector, type ReflectorOptions, type ReflectorStatus } from './kube/reflector.js';
 import { DEPLOYMENTS } from './kube/deployments.js';
 import { KubeReplicaService } from './kube/replicas.js';
-import { apiServerReadyz } from './kube/api-health.js';
+import { apiServerReadyz, cachedApiHealth } from './kube/api-health.js';
 import type { Readiness } from './routes/health.js';
 import { watchServerCertificate } from './tls/reload.js';
 import { serverTlsOptions } from './tls/server-tls.js';
+import { TrustedCas } from './tls/trust.js';
+import { RefusalLog } from './tls/refusal-log.js';
 
 /** A watch may be disconnected this long (reconnecting) before `/readyz` reports the cache stale. */
 export const STALE_AFTER_MS = 60_000;
@@ -67,7 +69,20 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const readiness = cacheReadiness([deployments], () => shuttingDown);
   const replicas = new KubeReplicaService(client, deployments, { logger });
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
-  const api = buildServer({ deployments, replicas, apiHealth: apiServerReadyz(client, undefined, logger), readiness, logger }, { tls, limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 } });
+  const trust = new TrustedCas(config.clientCa);
+  const refusals = new RefusalLog(logger);
+  const apiHealth = cachedApiHealth(apiServerReadyz(client, undefined, logger));
+  const api = buildServer({ deployments, replicas, apiHealth, readiness, logger }, {
+    tls, trust, refusals,
+    limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 },
+    connections: {
+      handshakeTimeoutMs: config.tlsHandshakeTimeoutSeconds * 1000,
+      maxConnections: config.maxConnections,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      maxConnectionAgeMs: config.maxConnectionAgeSeconds * 1000,
+    },
+    rateLimits: config.rateLimits,
+  });
   const health = buildHealthServer({ readiness, logger });
   // Bind both before reporting, so two unusable addresses are named in one run.
   const bound = await Promise.allSettled([
@@ -82,7 +97,10 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   }
   const [apiUrl, healthUrl] = bound.map((b) => (b as PromiseFulfilledResult<string>).value);
   deployments.start();
-  const stopReload = watchServerCertificate(api, config, logger);
+  const stopReload = watchServerCertificate(api, {
+    certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, caFile: config.clientCaFile,
+    cert: config.tlsCert, key: config.tlsKey, ca: config.clientCa,
+  }, logger, (ca) => trust.update(ca));
   logger.info({ api: apiUrl, health: healthUrl }, 'listening');
 
   let stopping: Promise<void> | undefined;
@@ -99,7 +117,8 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
     }
     await deployments.stop();
     client.close();
-    logger.info({ conflictsRetried: replicas.conflicts }, 'stopped');
+    refusals.flush();
+    logger.info({ conflictsRetried: replicas.conflicts, tlsClientsRefused: refusals.counts() }, 'stopped');
   })());
   return { apiUrl, healthUrl, shutdown };
 }

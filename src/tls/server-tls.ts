@@ -6,7 +6,7 @@ export interface ServerTlsOptions {
   key: Buffer;
   ca: Buffer;
   requestCert: true;
-  rejectUnauthorized: true;
+  rejectUnauthorized: false;
   minVersion: 'TLSv1.2';
   ciphers: string;
   secureOptions: number;
@@ -27,18 +27,25 @@ export const TLS_CIPHERS = [
 ].join(':');
 
 /**
- * Server TLS options: TLS 1.2 minimum, a client certificate required and verified
- * against `ca`, and no session resumption (no tickets; Node keeps no server-side
- * session cache unless asked), so every connection runs the full certificate check.
+ * Server TLS options: TLS 1.2 minimum, a client certificate requested and verified
+ * against `ca`, no session resumption (no tickets; Node keeps no server-side session
+ * cache unless asked), so every connection runs the full certificate check, and no
+ * renegotiation (TLS 1.2; 1.3 has none), so a connection keeps the certificate of the
+ * handshake that opened it.
+ *
+ * `rejectUnauthorized` is false on purpose: with true, Node destroys a socket OpenSSL did
+ * not verify before anyone can log why. OpenSSL still verifies every chain; the TLS guard
+ * (guard.ts) refuses each unverified client in `secureConnection`, logging OpenSSL's
+ * verdict, before the HTTP layer sees a byte.
  */
 export function serverTlsOptions(cert: Buffer, key: Buffer, ca: Buffer): ServerTlsOptions {
   return {
     cert, key, ca,
     requestCert: true,
-    rejectUnauthorized: true,
+    rejectUnauthorized: false,
     minVersion: 'TLSv1.2',
     ciphers: TLS_CIPHERS,
-    secureOptions: constants.SSL_OP_NO_TICKET,
+    secureOptions: constants.SSL_OP_NO_TICKET | constants.SSL_OP_NO_RENEGOTIATION,
     connectionsCheckingInterval: 1_000,
   };
 }

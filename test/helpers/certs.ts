@@ -21,6 +21,22 @@ export interface CertFixture {
   noCnClient: { cert: string; key: string };
   twoCnClient: { cert: string; key: string };
   caAsClient: { cert: string; key: string };
+  /** Right CA and usage, deceptive CNs: a bidi override, a C1 control, one CN reading as two. */
+  deceptiveClients: Array<[string, { cert: string; key: string }]>;
+  /** cert-manager's layout: a root (kept offline) and an issuing intermediate. */
+  intermediate: {
+    /** Files holding only the intermediate, and root + intermediate. */
+    onlyFile: string;
+    withRootFile: string;
+    /** A client of the intermediate; `cert` holds leaf + intermediate. */
+    client: { cert: string; key: string };
+  };
+  /** A client certificate valid for `seconds` more (for expiry during a connection). */
+  issueShortLived(seconds: number, commonName?: string): Promise<{ cert: string; key: string }>;
+  /** The certificate of the CA behind `otherCaClient` (PEM). */
+  otherCa: string;
+  /** A valid client certificate of the fixture CA with this CN. */
+  issueClient(commonName: string): Promise<{ cert: string; key: string }>;
   /** A fresh server pair from the same CA (for reload tests). */
   issueServer(): Promise<IssuedCert>;
 }
@@ -39,6 +55,14 @@ export async function makeCertFixture(): Promise<CertFixture> {
   const noCn = await issueCert(ca, { commonName: '', subject: [{ O: ['no-cn'] }], usages: ['client'] });
   const twoCn = await issueCert(ca, { commonName: '', subject: [{ CN: ['alice'] }, { CN: ['admin'] }], usages: ['client'] });
   const caLeaf = await issueCert(ca, { commonName: 'sub-ca', usages: ['client'], ca: true });
+  const pair = (c: IssuedCert): { cert: string; key: string } => ({ cert: c.certPem, key: c.keyPem });
+  const deceptiveClients: Array<[string, { cert: string; key: string }]> = [];
+  for (const [label, cn] of [['a CN with a right-to-left override (U+202E)', 'admin\u202Eexe.nip'], ['a CN with a C1 control (U+0085)', 'alice\u0085root'], ['a single CN "alice,bob"', 'alice,bob']]) {
+    deceptiveClients.push([label, pair(await issueCert(ca, { commonName: cn, usages: ['client'] }))]);
+  }
+  const root = await createCa('offline root', { days: 3650 }, 1);
+  const inter = await issueCert(root, { commonName: 'issuing intermediate', usages: ['client'], ca: true, days: 3650 });
+  const interClient = await issueCert(inter, { commonName: 'via-intermediate', usages: ['client'] });
   const write = (name: string, pem: string): string => { const p = join(dir, name); writeFileSync(p, pem, { mode: 0o600 }); return p; };
   return {
     dir,
@@ -53,6 +77,17 @@ export async function makeCertFixture(): Promise<CertFixture> {
     noCnClient: { cert: noCn.certPem, key: noCn.keyPem },
     twoCnClient: { cert: twoCn.certPem, key: twoCn.keyPem },
     caAsClient: { cert: caLeaf.certPem, key: caLeaf.keyPem },
+    deceptiveClients,
+    otherCa: other.certPem,
+    intermediate: {
+      onlyFile: write('intermediate-only.crt', inter.certPem),
+      withRootFile: write('root-and-intermediate.crt', `${inter.certPem}\n${root.certPem}\n`),
+      client: { cert: `${interClient.certPem}\n${inter.certPem}\n`, key: interClient.keyPem },
+    },
+    issueShortLived: async (seconds, commonName = 'short-lived') => pair(await issueCert(ca, {
+      commonName, usages: ['client'], notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + seconds * 1000),
+    })),
+    issueClient: async (commonName) => pair(await issueCert(ca, { commonName, usages: ['client'] })),
     issueServer,
   };
 }

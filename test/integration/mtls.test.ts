@@ -51,6 +51,7 @@ describe('mutual TLS on the API listener', () => {
     ['a client certificate without a subject CN', (c) => ({ ca: c.ca, ...c.noCnClient })],
     ['a client certificate with two CNs (ambiguous identity)', (c) => ({ ca: c.ca, ...c.twoCnClient })],
     ['a CA certificate that also carries clientAuth', (c) => ({ ca: c.ca, ...c.caAsClient })],
+    ...[0, 1, 2].map((i): [string, (c: CertFixture) => ConnectionOptions] => [`a deceptive CN (fixture #${i + 1}: bidi override, C1 control, "alice,bob")`, (c) => ({ ca: c.ca, ...c.deceptiveClients[i][1] })]),
   ];
   for (const [i, [label, opts]] of refused.entries()) {
     it(`refuses ${label} before any handler runs`, async () => {

@@ -37,16 +37,35 @@ describe('unfitReason (checks OpenSSL leaves to us)', () => {
     const c = await issueCert(ca, { commonName: '', subject: [{ CN: ['carol'], O: ['acme'] }], usages: ['client'] });
     assert.equal(unfitReason(der(c), Date.now()), undefined);
   });
-  for (const [label, cn] of [['a blank CN', '   '], ['a CN with a newline', 'a\nCN=b'], ['a CN with a tab', 'a\tb']] as const) {
+  const deceptive: Array<[string, string, RegExp]> = [
+    ['a blank CN', '   ', /CN is blank/],
+    ['a CN with a newline', 'a\nCN=b', /control or format/],
+    ['a CN with a tab', 'a\tb', /control or format/],
+    ['a CN with a right-to-left override (U+202E)', 'admin\u202Egnp.exe', /control or format/],
+    ['a CN with a C1 control (U+0085)', 'alice\u0085bob', /control or format/],
+    ['a CN with a zero-width space (U+200B, format)', 'ad\u200Bmin', /control or format/],
+    ['a CN with a line separator (U+2028)', 'alice\u2028bob', /control or format/],
+    ['a single CN "alice,bob" that reads as two', 'alice,bob', /comma/],
+  ];
+  for (const [label, cn, want] of deceptive) {
     it(`refuses ${label}`, async () => {
-      assert.match(unfitReason(der(await issueCert(ca, { commonName: cn, usages: ['client'] })), Date.now()) ?? '', /blank or holds control characters/);
+      assert.match(unfitReason(der(await issueCert(ca, { commonName: cn, usages: ['client'] })), Date.now()) ?? '', want);
     });
   }
+  it('refuses an O (group) with a bidi override, and accepts plain ones', async () => {
+    const bad = await issueCert(ca, { commonName: '', subject: [{ CN: ['carol'] }, { O: ['dev'] }, { O: ['ad\u202Emin'] }], usages: ['client'] });
+    assert.match(unfitReason(der(bad), Date.now()) ?? '', /O holds Unicode control or format/);
+    const good = await issueCert(ca, { commonName: '', subject: [{ CN: ['carol'] }, { O: ['dev'] }, { O: ['ops'] }], usages: ['client'] });
+    assert.equal(unfitReason(der(good), Date.now()), undefined);
+  });
+  it('accepts non-ASCII letters (a CN is UTF-8, not ASCII)', async () => {
+    assert.equal(unfitReason(der(await issueCert(ca, { commonName: 'José Müller', usages: ['client'] })), Date.now()), undefined);
+  });
   it('refuses a CA certificate even with clientAuth', async () => {
     assert.match(unfitReason(der(await issueCert(ca, { commonName: 'sub', usages: ['client'], ca: true })), Date.now()) ?? '', /CA certificate/);
   });
-  it('accepts a CN with commas and equals signs as one CN', async () => {
-    assert.equal(unfitReason(der(await issueCert(ca, { commonName: 'a,b=c', usages: ['client'] })), Date.now()), undefined);
+  it('accepts a CN with an equals sign as one CN', async () => {
+    assert.equal(unfitReason(der(await issueCert(ca, { commonName: 'a=b', usages: ['client'] })), Date.now()), undefined);
   });
   it('refuses a certificate not valid yet', async () => {
     const c = await issueCert(ca, { commonName: 'c', usages: ['client'], notBefore: new Date(Date.now() + 86_400_000), days: 2 });
@@ -67,6 +86,8 @@ describe('validateCertInputs (make generate-certs)', () => {
     [undefined, [], 'x'.repeat(65), /CLIENT_CN/],
     [undefined, [], '   ', /CLIENT_CN/],
     [undefined, [], 'a\nCN=b', /CLIENT_CN/],
+    [undefined, [], 'admin\u202Ex', /CLIENT_CN/],
+    [undefined, [], 'alice,bob', /CLIENT_CN/],
     [undefined, [`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}`], undefined, /EXTRA_SANS/],
     [undefined, ['fe80::1%eth0'], undefined, /EXTRA_SANS/],
     [undefined, ['0x7f.1'], undefined, /EXTRA_SANS/],

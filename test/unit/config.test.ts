@@ -2,7 +2,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseArgs, parseAddress, FLAGS, helpText } from '../../src/config.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -39,6 +39,26 @@ describe('parseArgs', () => {
     assert.deepEqual(r.config.healthListen, { host: '0.0.0.0', port: 8081 });
     assert.equal(r.config.logLevel, 'info');
     assert.equal(r.config.kube.server, 'https://k:6443');
+    assert.equal(r.config.tlsHandshakeTimeoutSeconds, 10);
+    assert.equal(r.config.maxConnections, 2000);
+    assert.equal(r.config.maxConnectionsPerIp, 200);
+    assert.equal(r.config.maxConnectionAgeSeconds, 600);
+    assert.deepEqual(r.config.rateLimits, { read: { rps: 100, burst: 200 }, write: { rps: 5, burst: 20 } });
+  });
+
+  it('reads the connection and rate-limit flags from their environment twins; 0 switches a cap off', () => {
+    const r = parseArgs(tls(), {
+      K8S_API_PROXY_MAX_CONNECTIONS: '0', K8S_API_PROXY_MAX_CONNECTIONS_PER_IP: '7', K8S_API_PROXY_TLS_HANDSHAKE_TIMEOUT_SECONDS: '2.5',
+      K8S_API_PROXY_MAX_CONNECTION_AGE_SECONDS: '0', K8S_API_PROXY_RATE_LIMIT_WRITE_RPS: '0.5', K8S_API_PROXY_RATE_LIMIT_WRITE_BURST: '3',
+      K8S_API_PROXY_RATE_LIMIT_READ_RPS: '0',
+    });
+    assert.equal(r.kind, 'run');
+    if (r.kind !== 'run') return;
+    assert.equal(r.config.maxConnections, 0);
+    assert.equal(r.config.maxConnectionsPerIp, 7);
+    assert.equal(r.config.tlsHandshakeTimeoutSeconds, 2.5);
+    assert.equal(r.config.maxConnectionAgeSeconds, 0);
+    assert.deepEqual(r.config.rateLimits, { read: { rps: 0, burst: 200 }, write: { rps: 0.5, burst: 3 } });
   });
 
   it('accepts --flag=value and lets a flag win over its environment twin', () => {
@@ -57,6 +77,11 @@ describe('parseArgs', () => {
     ['negative shutdown timeout', ['--shutdown-timeout-seconds', '-1'], /--shutdown-timeout-seconds/],
     ['a missing kubeconfig file', ['--kubeconfig', '/no/such/file'], /--kubeconfig: cannot read \/no\/such\/file/],
     ['a missing context', ['--context', 'nope'], /--context: context "nope" not found/],
+    ['a zero handshake timeout', ['--tls-handshake-timeout-seconds', '0'], /--tls-handshake-timeout-seconds: must be above 0/],
+    ['a fractional connection cap', ['--max-connections', '1.5'], /--max-connections: "1.5" is not a whole number/],
+    ['a negative per-address cap', ['--max-connections-per-ip', '-1'], /--max-connections-per-ip: "-1"/],
+    ['a rate that is not a number', ['--rate-limit-read-rps', 'fast'], /--rate-limit-read-rps: "fast"/],
+    ['a burst of 0', ['--rate-limit-write-burst', '0'], /--rate-limit-write-burst: "0" is not a whole number between 1/],
   ];
   for (const [name, args, re] of cases) {
     it(`reports ${name}`, () => {
@@ -79,6 +104,28 @@ describe('parseArgs', () => {
     const r = parseArgs(['--kubeconfig', kubeconfig, '--tls-cert', c.serverCertFile, '--tls-key', c.serverKeyFile, '--client-ca', c.serverCertFile], {});
     assert.equal(r.kind, 'invalid');
     if (r.kind === 'invalid') assert.match(r.errors.join('\n'), /--client-ca: certificate #1 .* is not a CA certificate/);
+  });
+
+  it('refuses at start a client CA holding only an intermediate, saying to add its root', () => {
+    const r = parseArgs(['--kubeconfig', kubeconfig, '--tls-cert', c.serverCertFile, '--tls-key', c.serverKeyFile, '--client-ca', c.intermediate.onlyFile], {});
+    assert.equal(r.kind, 'invalid');
+    if (r.kind === 'invalid') {
+      assert.match(r.errors.join('\n'), /--client-ca: certificate #1 \(CN=issuing intermediate\) is an intermediate CA whose issuer \(CN=offline root\) is not in the file, so every client would be refused/);
+      assert.match(r.errors.join('\n'), /add the root CA certificate .*\(its public certificate only; the root key can stay offline\)/);
+    }
+  });
+
+  it('reports a bundle OpenSSL would read only in part (two PEM blocks run together)', () => {
+    const bad = join(c.dir, 'run-together.crt');
+    writeFileSync(bad, readFileSync(c.intermediate.withRootFile, 'utf8').replace(/-----END CERTIFICATE-----\s+-----BEGIN/, '-----END CERTIFICATE----------BEGIN'));
+    const r = parseArgs(['--kubeconfig', kubeconfig, '--tls-cert', c.serverCertFile, '--tls-key', c.serverKeyFile, '--client-ca', bad], {});
+    assert.equal(r.kind, 'invalid');
+    if (r.kind === 'invalid') assert.match(r.errors.join('\n'), /--client-ca: two certificates run together on one line/);
+  });
+
+  it('accepts a client CA bundle of intermediate and root', () => {
+    const r = parseArgs(['--kubeconfig', kubeconfig, '--tls-cert', c.serverCertFile, '--tls-key', c.serverKeyFile, '--client-ca', c.intermediate.withRootFile], {});
+    assert.equal(r.kind, 'run', r.kind === 'invalid' ? r.errors.join('\n') : '');
   });
 
   it('documents every flag in --help with its environment variable', () => {

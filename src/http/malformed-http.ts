@@ -1,0 +1,71 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { PROBLEM_CONTENT_TYPE, ProblemError, sendProblem, type ProblemReason } from '../errors.js';
+import type { KnownPaths } from '../routes/unrouted.js';
+
+/** A DNS-1123 subdomain is at most 253 characters; leave room for percent-encoding checks. */
+export const MAX_PARAM_LENGTH = 260;
+
+/**
+ * Fastify options that answer malformed HTTP in problem+json: URLs no route can parse
+ * (bad percent-encoding, an over-long segment), and requests Node's HTTP parser refuses
+ * (400/408/431), which never become Fastify requests; the latter are logged at `warn`.
+ */
+export function malformedHttpOptions(logger: Logger) {
+  return {
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+      const detail = err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? `a path segment is longer than ${MAX_PARAM_LENGTH} characters`
+        : `malformed URL: ${req.url.slice(0, 200)}`;
+      sendProblem(reply, new ProblemError(400, 'BadRequest', detail));
+    },
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
+      // One answer per connection: bytes after it (e.g. the rest of a slow body) are not a new error.
+      if (err.code === 'ECONNRESET' || socket.destroyed || socket.writableEnded) return void socket.destroy();
+      const [status, reason, detail]: [number, ProblemReason, string] =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'RequestTimeout', 'the request was not received in time']
+          : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'RequestHeaderFieldsTooLarge', 'request headers exceed 16 KiB']
+            : [400, 'BadRequest', `malformed HTTP request (${err.code ?? 'parse error'})`];
+      logger.warn({ remote: (socket as unknown as { remoteAddress?: string }).remoteAddress, code: err.code, status }, 'malformed HTTP request refused');
+      writeRawProblem(socket, new ProblemError(status, reason, detail));
+    },
+  };
+}
+
+/**
+ * Requests Node handles before Fastify sees them: CONNECT (Node would close the
+ * connection silently) and an `Expect` other than 100-continue (Node would answer a
+ * bare 417). Both get problem+json like everything else.
+ */
+export function answerOutsideFastify(app: FastifyInstance, known: KnownPaths): void {
+  app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const path = (req.url ?? '').split('?')[0];
+    const allow = known.allowFor(path);
+    const problem = allow
+      ? new ProblemError(405, 'MethodNotAllowed', `CONNECT is not allowed on ${path}; allowed: ${allow}`, { headers: { allow } })
+      : new ProblemError(405, 'MethodNotAllowed', 'CONNECT is not supported: this is not a forward proxy');
+    app.log.warn({ method: 'CONNECT', path, status: 405 }, 'request refused');
+    writeRawProblem(socket, problem);
+  });
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const problem = new ProblemError(417, 'ExpectationFailed', `Expect: ${String(req.headers.expect)} is not supported; only 100-continue is`);
+    app.log.warn({ method: req.method, path: (req.url ?? '').split('?')[0], status: 417 }, 'request refused');
+    const body = JSON.stringify(problem.toBody());
+    res.writeHead(417, { 'content-type': PROBLEM_CONTENT_TYPE, 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+  });
+}
+
+/** Writes a complete HTTP/1.1 problem response on a raw socket and closes it gracefully. */
+function writeRawProblem(socket: Duplex, problem: ProblemError): void {
+  if (!socket.writable) return void socket.destroy();
+  const body = JSON.stringify(problem.toBody());
+  const extra = Object.entries(problem.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  // end() rather than destroy(): let the answer reach the client before the close;
+  // destroy anyway if the client does not finish the close within a second.
+  socket.end(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`);
+  setTimeout(() => socket.destroy(), 1_000).unref();
+}
+

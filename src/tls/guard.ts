@@ -1,0 +1,165 @@
+import { X509Certificate } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { Server as TlsServer, TLSSocket, DetailedPeerCertificate } from 'node:tls';
+import { clientIdentity, unfitReason, type ClientIdentity } from '../auth/client-identity.js';
+import { ProblemError } from '../errors.js';
+import type { RefusalLog } from './refusal-log.js';
+import type { TrustedCas } from './trust.js';
+
+/** Connection limits of the API listener (0 switches a cap or bound off). */
+export interface ConnectionLimits {
+  /** A TLS handshake not finished within this is closed (Node's default would be 120 s). */
+  handshakeTimeoutMs: number;
+  /** Open connections in total; past it new ones are closed at once. */
+  maxConnections: number;
+  /** Open connections from one source address; past it new ones from there are closed at once. */
+  maxConnectionsPerIp: number;
+  /** A connection older than this is closed after its next response. */
+  maxConnectionAgeMs: number;
+}
+
+/** Defaults of {@link ConnectionLimits}; the README's Operations section gives the memory they stand for. */
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  handshakeTimeoutMs: 10_000, maxConnections: 2_000, maxConnectionsPerIp: 200, maxConnectionAgeMs: 600_000,
+};
+
+/** What is fixed about a connection at the handshake that opened it (TLS renegotiation is off, so it cannot change). */
+interface PinnedConnection {
+  identity: ClientIdentity;
+  openedAtMs: number;
+  /** Earliest notAfter of the verified chain (leaf, intermediates, root). */
+  notAfterMs: number;
+  /** SHA-256 fingerprints of the verified chain, to check against the client CA bundle in force. */
+  chain: string[];
+}
+
+/** The guard's answer for a request: go ahead (as `identity`), refuse with a problem, or drop an unverified socket. */
+export type RequestVerdict =
+  | { kind: 'ok'; identity: ClientIdentity; closeAfter: boolean }
+  | { kind: 'refuse'; problem: ProblemError }
+  | { kind: 'drop' };
+
+/** What {@link TlsGuard} needs: where refusals go, the trusted CAs in force, the limits, a clock. */
+export interface TlsGuardOptions {
+  refusals: RefusalLog;
+  trust: TrustedCas;
+  limits: ConnectionLimits;
+  now?: () => number;
+}
+
+/**
+ * The API listener's front door, in front of HTTP:
+ * - connection caps (total, per source address), checked before any TLS work;
+ * - every refused handshake (OpenSSL's verdict, or ours on the certificate) handed to
+ *   the refusal log with its reason, and the socket destroyed before HTTP sees a byte;
+ * - the identity and certificate facts pinned per connection at its one handshake;
+ * - per request: the certificate still valid and its CA still trusted, else 401.
+ *
+ * OpenSSL runs with `rejectUnauthorized: false` (see server-tls.ts) so that its verdict
+ * (`socket.authorizationError`) and the certificate reach us here; no unverified socket
+ * is ever handed on.
+ */
+export class TlsGuard {
+  private readonly pinned = new WeakMap<TLSSocket, PinnedConnection>();
+  private readonly perIp = new Map<string, number>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: TlsGuardOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Installs the caps, the refusal logging and the certificate checks on `server` (an https/tls server that has not started listening). */
+  install(server: TlsServer): void {
+    const { limits, refusals } = this.options;
+    if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections;
+    server.on('drop', (d?: { remoteAddress?: string }) => {
+      refusals.record({ code: 'MAX_CONNECTIONS', reason: `over --max-connections (${limits.maxConnections})`, remote: d?.remoteAddress });
+    });
+    // The per-address cap wraps the TLS server's own connection listener, so a refused
+    // socket costs no TLS state at all.
+    const tlsListeners = server.listeners('connection') as Array<(s: Socket) => void>;
+    server.removeAllListeners('connection');
+    server.on('connection', (raw: Socket) => {
+      if (!this.admit(raw)) return;
+      for (const l of tlsListeners) l.call(server, raw);
+    });
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      const raw = (socket as unknown as { _parent?: Socket })._parent;
+      const remote = raw?.remoteAddress ?? socket.remoteAddress;
+      const reason = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? `no TLS handshake within ${limits.handshakeTimeoutMs / 1000} s`
+        : err.code === 'ECONNRESET' ? 'the client closed the connection during the handshake'
+          : err.message.split('\n')[0].slice(0, 200);
+      refusals.record({ code: err.code ?? 'TLS_ERROR', reason, remote });
+    });
+    // prependListener: runs before Node's HTTP connection listener, so a refused client's
+    // bytes never reach the HTTP parser.
+    server.prependListener('secureConnection', (socket: TLSSocket) => this.onSecure(socket));
+  }
+
+  private admit(raw: Socket): boolean {
+    // Read now: Node caches the peer address, so tlsClientError can still name it after a close.
+    const ip = raw.remoteAddress ?? '';
+    const cap = this.options.limits.maxConnectionsPerIp;
+    if (cap <= 0) return true;
+    const open = this.perIp.get(ip) ?? 0;
+    if (open >= cap) {
+      this.options.refusals.record({ code: 'MAX_CONNECTIONS_PER_IP', reason: `over --max-connections-per-ip (${cap})`, remote: ip });
+      raw.destroy();
+      return false;
+    }
+    this.perIp.set(ip, open + 1);
+    raw.once('close', () => {
+      const n = (this.perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(ip);
+      else this.perIp.set(ip, n);
+    });
+    return true;
+  }
+
+  private onSecure(socket: TLSSocket): void {
+    const peer = socket.getPeerCertificate(true) as DetailedPeerCertificate | null;
+    const sent = peer?.raw ? { subject: new X509Certificate(peer.raw).subject.replaceAll('\n', ', '), fingerprint256: peer.fingerprint256 } : {};
+    let code: string | undefined;
+    let reason: string | undefined;
+    if (!peer?.raw) [code, reason] = ['NO_CLIENT_CERTIFICATE', 'no client certificate presented'];
+    else if (!socket.authorized) [code, reason] = [String(socket.authorizationError ?? 'UNVERIFIED'), `client certificate not verified by OpenSSL (${String(socket.authorizationError)})`];
+    else if ((reason = unfitReason(peer.raw, this.now()))) code = 'UNFIT_CERTIFICATE';
+    const identity = reason ? undefined : clientIdentity(socket);
+    if (reason || !identity) {
+      this.options.refusals.record({ code: code ?? 'UNFIT_CERTIFICATE', reason: reason ?? 'no client identity', remote: socket.remoteAddress, ...sent });
+      socket.destroy();
+      return;
+    }
+    // Node's own guard too (OpenSSL already refuses renegotiation via SSL_OP_NO_RENEGOTIATION).
+    socket.disableRenegotiation();
+    const chain: string[] = [];
+    let notAfterMs = Infinity;
+    for (let c: DetailedPeerCertificate | null | undefined = peer; c?.raw && !chain.includes(c.fingerprint256); c = c.issuerCertificate) {
+      chain.push(c.fingerprint256);
+      notAfterMs = Math.min(notAfterMs, Date.parse(c.valid_to));
+    }
+    this.pinned.set(socket, { identity, openedAtMs: this.now(), notAfterMs, chain });
+  }
+
+  /**
+   * The verdict for a request on `socket`: its pinned identity while the certificate is
+   * valid and its CA still in the bundle; otherwise a 401 (the caller closes the
+   * connection after it) or, for a socket the guard never accepted, a drop.
+   */
+  check(socket: TLSSocket): RequestVerdict {
+    const conn = this.pinned.get(socket);
+    if (!conn) return { kind: 'drop' };
+    const now = this.now();
+    const who = { remote: socket.remoteAddress, subject: `CN=${conn.identity.commonName}`, fingerprint256: conn.identity.fingerprint256 };
+    if (now > conn.notAfterMs) {
+      this.options.refusals.record({ code: 'CERTIFICATE_EXPIRED_ON_CONNECTION', reason: 'client certificate (or its chain) expired while the connection was open', ...who });
+      return { kind: 'refuse', problem: new ProblemError(401, 'Unauthorized', `the client certificate expired at ${new Date(conn.notAfterMs).toISOString()}; reconnect with a valid certificate`) };
+    }
+    if (!this.options.trust.trusts(conn.chain)) {
+      this.options.refusals.record({ code: 'CA_NO_LONGER_TRUSTED', reason: 'the CA of the client certificate was removed from --client-ca', ...who });
+      return { kind: 'refuse', problem: new ProblemError(401, 'Unauthorized', 'the client certificate\'s CA is no longer trusted; reconnect with a certificate from a trusted CA') };
+    }
+    const maxAge = this.options.limits.maxConnectionAgeMs;
+    return { kind: 'ok', identity: conn.identity, closeAfter: maxAge > 0 && now - conn.openedAtMs > maxAge };
+  }
+}

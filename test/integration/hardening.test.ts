@@ -1,0 +1,307 @@
+/**
+ * Issue 8 on the real listener: handshake timeout and connection caps under a flood of
+ * silent sockets, renegotiation refused, certificate validity checked on every request,
+ * refused handshakes on record (rate-limited), deceptive names and an intermediate-only
+ * client CA refused, per-client rate limits. Floods target 127.0.0.x only, bounded in
+ * count and time.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { ensureCluster, TestNamespace } from '../helpers/cluster.js';
+import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
+import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
+import { call } from '../helpers/https.js';
+import { sleep, waitFor } from '../helpers/wait.js';
+
+/** The chart's memory limit (values.yaml resources.limits.memory: 256Mi). */
+const CHART_MEMORY_LIMIT_BYTES = 256 * 1024 * 1024;
+
+const rssBytes = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+
+/** One keep-alive connection: every request goes over the same socket (maxSockets 1). */
+function keepAlive(url: string, tls: { ca: string; cert: string; key: string }) {
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ...tls });
+  const sockets = new Set<unknown>();
+  const request = (path: string, method = 'GET', body?: unknown) => new Promise<{ status: number; headers: Record<string, unknown>; json: Record<string, unknown> }>((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = https.request(new URL(path, url), { agent, method, headers: payload ? { 'content-type': 'application/json' } : {} }, (res) => {
+      sockets.add(res.socket);
+      let text = '';
+      res.setEncoding('utf8').on('data', (c: string) => { text += c; }).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, json: text ? JSON.parse(text) : {} }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+  return { request, sockets, close: () => agent.destroy() };
+}
+
+/**
+ * Opens `count` TCP connections that never send a byte, from `localAddress`, 100 at a
+ * time (more at once would overflow the listen backlog, and the kernel, not the proxy,
+ * would hold the rest); resolves once all are connected.
+ */
+async function silentSockets(port: number, count: number, localAddress: string): Promise<Array<{ socket: Socket; openedAt: number; closedAt?: number }>> {
+  const out: Array<{ socket: Socket; openedAt: number; closedAt?: number }> = [];
+  for (let done = 0; done < count; done += 100) await openSilent(port, Math.min(100, count - done), localAddress, out);
+  return out;
+}
+
+function openSilent(port: number, count: number, localAddress: string, out: Array<{ socket: Socket; openedAt: number; closedAt?: number }>): Promise<unknown> {
+  return Promise.all(Array.from({ length: count }, () => new Promise<void>((resolve) => {
+    const entry: { socket: Socket; openedAt: number; closedAt?: number } = { socket: netConnect({ host: '127.0.0.1', port, localAddress }), openedAt: 0 };
+    entry.socket.on('connect', () => { entry.openedAt = Date.now(); resolve(); });
+    entry.socket.on('error', () => resolve());
+    entry.socket.on('close', () => { entry.closedAt = Date.now(); resolve(); });
+    out.push(entry);
+  })));
+}
+
+function tlsResult(url: string, opts: ConnectionOptions): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const s = tlsConnect({ host: hostname, port: Number(port), servername: hostname, ...opts }, () => s.write(`GET /deployments HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`));
+    let text = '';
+    s.setEncoding('utf8').on('data', (c: string) => { text += c; });
+    s.on('error', (e) => resolve(`error ${e.message}`));
+    s.on('close', () => resolve(text));
+    s.setTimeout(5_000, () => s.destroy());
+  });
+}
+
+const refusalLines = (p: ProxyProcess) => p.logs.filter((l) => l.msg === 'TLS client refused');
+
+describe('hardened front door (issue 8)', () => {
+  let certs: CertFixture;
+  before(async () => {
+    await ensureCluster();
+    certs = await makeCertFixture();
+  });
+
+  describe('handshake timeout and connection caps', () => {
+    let proxy: ProxyProcess;
+    before(async () => {
+      proxy = await startProxy({ certs, args: ['--tls-handshake-timeout-seconds', '4', '--max-connections-per-ip', '300', '--max-connections', '3000'] });
+    });
+    after(async () => { await proxy?.stop(); });
+
+    it('logs four kinds of refused handshakes as four warn lines, with reason, address, subject and fingerprint', async () => {
+      const kinds: Array<[ConnectionOptions, string, string | undefined]> = [
+        [{ ca: certs.ca }, 'NO_CLIENT_CERTIFICATE', undefined],
+        [{ ca: certs.ca, ...certs.otherCaClient }, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', certs.otherCaClient.cert],
+        [{ ca: certs.ca, ...certs.expiredClient }, 'CERT_HAS_EXPIRED', certs.expiredClient.cert],
+        [{ ca: certs.ca, ...certs.serverAsClient }, 'INVALID_PURPOSE', certs.serverAsClient.cert],
+      ];
+      for (const [opts] of kinds) assert.doesNotMatch(await tlsResult(proxy.apiUrl, opts), /HTTP\/1\.1/);
+      await waitFor('four refusal lines', () => refusalLines(proxy).length >= 4);
+      const lines = refusalLines(proxy);
+      assert.equal(lines.length, 4);
+      for (const [i, [, code, pem]] of kinds.entries()) {
+        const line = lines[i];
+        assert.equal(line.level, 40, 'warn');
+        assert.equal(line.code, code);
+        assert.equal(line.remote, '127.0.0.1');
+        assert.ok(String(line.reason).length > 0);
+        if (pem) {
+          const cert = new X509Certificate(pem);
+          assert.equal(line.fingerprint256, cert.fingerprint256);
+          assert.equal(line.subject, cert.subject.replaceAll('\n', ', '));
+        }
+      }
+    });
+
+    it('closes 2,000 silent connections within the handshake timeout; meanwhile a valid client and /livez answer within 1 s, and RSS stays under the chart limit', async (t) => {
+      const { port } = new URL(proxy.apiUrl);
+      const pid = proxy.child.pid!;
+      const rssBefore = rssBytes(pid);
+      // 8 source addresses x 250: under the per-address cap of 300, so all 2,000 are held.
+      const all: Awaited<ReturnType<typeof silentSockets>> = [];
+      t.after(() => { for (const s of all) s.socket.destroy(); });
+      for (let i = 0; i < 8; i++) all.push(...await silentSockets(Number(port), 250, `127.0.0.${i + 2}`));
+      assert.equal(all.filter((s) => s.openedAt > 0 && s.closedAt === undefined).length, 2_000, 'all 2,000 are open');
+      const rssDuring = rssBytes(pid);
+      const t0 = Date.now();
+      const api = await call(`${proxy.apiUrl}/deployments`, { tls: { ca: certs.ca, ...certs.client }, timeoutMs: 1_000 });
+      const livezHealth = await call(`${proxy.healthUrl}/livez`, { timeoutMs: 1_000 });
+      const livezApi = await call(`${proxy.apiUrl}/livez`, { tls: { ca: certs.ca, ...certs.client }, timeoutMs: 1_000 });
+      assert.deepEqual([api.status, livezHealth.status, livezApi.status], [200, 200, 200]);
+      t.diagnostic(`with 2,000 silent sockets open: GET /deployments + 2 x /livez took ${Date.now() - t0} ms`);
+      await waitFor('all silent sockets closed by the proxy', () => all.every((s) => s.closedAt !== undefined), 8_000, 100);
+      const longest = Math.max(...all.map((s) => s.closedAt! - s.openedAt));
+      assert.ok(longest <= 4_000 + 1_500, `closed within the 4 s handshake timeout (+ timer slack); longest ${longest} ms`);
+      assert.ok(rssDuring < CHART_MEMORY_LIMIT_BYTES, `RSS ${rssDuring} under 256 MiB`);
+      t.diagnostic(`RSS before ${(rssBefore / 2 ** 20).toFixed(1)} MiB, with 2,000 silent sockets ${(rssDuring / 2 ** 20).toFixed(1)} MiB: ${((rssDuring - rssBefore) / 2_000 / 1024).toFixed(1)} KiB per pre-handshake connection`);
+    });
+
+    it('closes connections over the per-address cap at once, counts them, and serves other addresses', async (t) => {
+      const { port } = new URL(proxy.apiUrl);
+      const t0 = Date.now();
+      const socks = await silentSockets(Number(port), 400, '127.0.0.20');
+      t.after(() => { for (const s of socks) s.socket.destroy(); });
+      await waitFor('100 over the cap closed', () => socks.filter((s) => s.closedAt !== undefined).length >= 100, 2_500, 20);
+      const early = socks.filter((s) => s.closedAt !== undefined && s.closedAt - t0 < 2_500).length;
+      assert.equal(early, 100, 'exactly the 100 over the cap of 300 are closed at once (the rest wait for the 4 s handshake timeout)');
+      assert.equal((await call(`${proxy.apiUrl}/deployments`, { tls: { ca: certs.ca, ...certs.client }, timeoutMs: 1_000 })).status, 200);
+    });
+
+    it('keeps a flood to a bounded number of log lines plus a count of the suppressed ones', async () => {
+      await proxy.stop(); // flushes the summary of the current window
+      const lines = refusalLines(proxy);
+      const summaries = proxy.logs.filter((l) => l.suppressed !== undefined);
+      const total = lines.length + summaries.reduce((n, l) => n + Number(l.suppressed), 0);
+      assert.ok(lines.length <= 20 * 3, `at most 20 lines per 10 s window; got ${lines.length}`);
+      assert.ok(summaries.length >= 1, 'a summary line with the count');
+      const stopped = proxy.logs.find((l) => l.msg === 'stopped') as { tlsClientsRefused: Record<string, number> };
+      assert.ok(stopped.tlsClientsRefused.ERR_TLS_HANDSHAKE_TIMEOUT >= 2_000, JSON.stringify(stopped.tlsClientsRefused));
+      assert.equal(stopped.tlsClientsRefused.MAX_CONNECTIONS_PER_IP, 100);
+      const counted = Object.values(stopped.tlsClientsRefused).reduce((a, b) => a + b, 0);
+      assert.equal(total, counted, 'every refusal is either a line or in a summary count');
+    });
+  });
+
+  it('closes connections past --max-connections at once and counts them', async () => {
+    const proxy = await startProxy({ certs, args: ['--max-connections', '50', '--tls-handshake-timeout-seconds', '5'] });
+    try {
+      const { port } = new URL(proxy.apiUrl);
+      const socks = await silentSockets(Number(port), 60, '127.0.0.30');
+      try {
+        await waitFor('10 over the cap closed', () => socks.filter((s) => s.closedAt !== undefined).length >= 10, 2_000, 20);
+      } finally {
+        for (const s of socks) s.socket.destroy();
+      }
+    } finally {
+      await proxy.stop();
+    }
+    const stopped = proxy.logs.find((l) => l.msg === 'stopped') as { tlsClientsRefused: Record<string, number> };
+    assert.ok(stopped.tlsClientsRefused.MAX_CONNECTIONS >= 10, JSON.stringify(stopped.tlsClientsRefused));
+  });
+
+  describe('certificate lifetime and identity on open connections', () => {
+    let proxy: ProxyProcess;
+    let bundleFile: string;
+    before(async () => {
+      bundleFile = join(certs.dir, 'bundle.crt');
+      writeFileSync(bundleFile, `${certs.ca}\n${certs.otherCa}\n`);
+      proxy = await startProxy({ certs, args: ['--client-ca', bundleFile, '--max-connection-age-seconds', '3'] });
+    });
+    after(async () => { await proxy?.stop(); });
+
+    it('refuses the next request on a keep-alive connection once its client certificate has expired (401, then closed)', async () => {
+      const c = keepAlive(proxy.apiUrl, { ca: certs.ca, ...(await certs.issueShortLived(3, 'expires-soon')) });
+      try {
+        assert.equal((await c.request('/deployments')).status, 200);
+        await sleep(4_200);
+        const r = await c.request('/deployments');
+        assert.equal(r.status, 401);
+        assert.equal(r.json.reason, 'Unauthorized');
+        assert.match(String(r.json.detail), /expired/);
+        assert.equal(r.headers.connection, 'close');
+        assert.equal(c.sockets.size, 1, 'the same connection');
+        const line = refusalLines(proxy).find((l) => l.code === 'CERTIFICATE_EXPIRED_ON_CONNECTION');
+        assert.ok(line && line.subject === 'CN=expires-soon' && line.fingerprint256);
+      } finally {
+        c.close();
+      }
+    });
+
+    it('refuses requests on open connections whose CA a hot reload removed', async () => {
+      const c = keepAlive(proxy.apiUrl, { ca: certs.ca, ...certs.otherCaClient });
+      try {
+        assert.equal((await c.request('/deployments')).status, 200);
+        writeFileSync(`${bundleFile}.new`, certs.ca);
+        renameSync(`${bundleFile}.new`, bundleFile);
+        await waitFor('reload', () => proxy.logs.some((l) => l.msg === 'TLS certificate reloaded'));
+        const r = await c.request('/deployments', 'PUT', { replicas: 1 });
+        assert.equal(r.status, 401);
+        assert.match(String(r.json.detail), /no longer trusted/);
+        assert.equal(c.sockets.size, 1, 'the same connection');
+      } finally {
+        c.close();
+      }
+    });
+
+    it('closes a connection after its next response once it is older than --max-connection-age-seconds', async () => {
+      const c = keepAlive(proxy.apiUrl, { ca: certs.ca, ...certs.client });
+      try {
+        assert.notEqual((await c.request('/deployments')).headers.connection, 'close');
+        await sleep(3_300);
+        const r = await c.request('/deployments');
+        assert.equal(r.status, 200, 'served');
+        assert.equal(r.headers.connection, 'close');
+      } finally {
+        c.close();
+      }
+    });
+
+    it('cuts off a TLS 1.2 client that tries to renegotiate; the identity logged never changes within a connection', async () => {
+      const { hostname, port } = new URL(proxy.apiUrl);
+      const outcome = await new Promise<string>((resolve) => {
+        const s = tlsConnect({ host: hostname, port: Number(port), servername: hostname, ca: certs.ca, ...certs.client, maxVersion: 'TLSv1.2' }, () => {
+          s.write(`GET /renegotiation-before HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`);
+          s.once('data', () => {
+            // The client asks for a new handshake (in which it could present another certificate).
+            s.renegotiate({ rejectUnauthorized: true }, (err) => { if (err) resolve(`renegotiation failed: ${err.message}`); });
+          });
+        });
+        s.on('error', (e) => resolve(`error: ${e.message}`));
+        s.on('close', () => resolve('closed'));
+        s.setTimeout(5_000, () => { s.destroy(); resolve('timeout'); });
+      });
+      assert.match(outcome, /renegotiation|closed/i, outcome);
+      assert.doesNotMatch(outcome, /timeout/);
+      const lines = proxy.logs.filter((l) => l.msg === 'request');
+      const byConnection = lines.filter((l) => l.path === '/renegotiation-before');
+      assert.equal(byConnection.length, 1);
+      assert.equal(byConnection[0].client, 'ci-pipeline');
+      assert.equal(byConnection[0].clientSha256, new X509Certificate(certs.client.cert).fingerprint256);
+    });
+  });
+
+  it('refuses to start with an intermediate-only --client-ca, saying what to put there', async () => {
+    await assert.rejects(startProxy({ certs, args: ['--client-ca', certs.intermediate.onlyFile] }),
+      /exited with 2[\s\S]*--client-ca: certificate #1 \(CN=issuing intermediate\) is an intermediate CA whose issuer \(CN=offline root\) is not in the file[\s\S]*add the root CA certificate/);
+  });
+
+  it('serves a client of the intermediate when --client-ca holds intermediate and root', async () => {
+    const proxy = await startProxy({ certs, args: ['--client-ca', certs.intermediate.withRootFile] });
+    try {
+      assert.match(await tlsResult(proxy.apiUrl, { ca: certs.ca, ...certs.intermediate.client }), /^HTTP\/1\.1 200/);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  describe('per-client rate limits', () => {
+    let proxy: ProxyProcess;
+    let ns: TestNamespace;
+    before(async () => {
+      ns = await TestNamespace.create('ratelimit');
+      await ns.createDeployment('web', { replicas: 1 });
+      proxy = await startProxy({ certs, args: ['--rate-limit-write-rps', '0.1', '--rate-limit-write-burst', '2'] });
+    });
+    after(async () => {
+      await proxy?.stop();
+      await ns?.cleanup();
+    });
+
+    it('answers 429 with Retry-After to a client over its write rate; another client is unaffected', async () => {
+      const path = `/deployments/${ns.name}/web/replicas`;
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await proxy.request(path, { method: 'PUT', body: { replicas: 2 + i } })));
+      assert.deepEqual(statuses.map((r) => r.status), [200, 200, 429]);
+      const limited = statuses[2];
+      assert.equal(limited.json.reason, 'TooManyRequests');
+      assert.match(String(limited.headers['content-type']), /^application\/problem\+json/);
+      assert.ok(Number(limited.headers['retry-after']) >= 1, `Retry-After: ${limited.headers['retry-after']}`);
+      const other = await certs.issueClient('other-team');
+      const r = await proxy.request(path, { method: 'PUT', body: { replicas: 7 }, tls: { ca: certs.ca, ...other } });
+      assert.equal(r.status, 200, r.text);
+      assert.equal((await proxy.request(path)).status, 200, 'reads have their own budget');
+    });
+  });
+});
