@@ -8,6 +8,8 @@ import { connect as tlsConnect } from 'node:tls';
 import type { CallResult } from '../helpers/https.js';
 
 const PROBLEM_KEYS = ['detail', 'reason', 'status', 'title', 'type'];
+/** This file tests write semantics (queueing, conflicts, read-your-writes) with one client certificate; the per-client write rate limit has its own test (hardening.test.ts). */
+const NO_WRITE_LIMIT = ['--rate-limit-write-rps', '0'];
 
 function assertProblem(r: { status: number; headers: Record<string, unknown>; json: Record<string, unknown> }, status: number, reason: string, detail?: RegExp): void {
   assert.equal(r.status, status, JSON.stringify(r.json));
@@ -32,7 +34,7 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
     await a.createDeployment('bar', { replicas: 1 });
     await b.createDeployment('alpha', { replicas: 0 });
     await a.setDeploymentStatus('foo', { observedGeneration: 1, replicas: 3, readyReplicas: 3, availableReplicas: 3, updatedReplicas: 3 });
-    proxy = await startProxy({ certs });
+    proxy = await startProxy({ certs, args: NO_WRITE_LIMIT });
   });
   after(async () => {
     await proxy?.stop();
@@ -311,7 +313,7 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
   });
 
   describe('concurrent writers', () => {
-    it('20 concurrent PUTs with distinct values: all 200, the final value is one of them, nothing else changes', async (t) => {
+    it('20 concurrent PUTs with distinct values: each 200 or, past 10 in line, 429 with Retry-After; the final value is one answered 200, nothing else changes', async (t) => {
       const before = await a.getDeployment('foo');
       const values = Array.from({ length: 20 }, (_, i) => 100 + i);
       const answers = await Promise.all(values.map((v) => proxy.request(`/deployments/${a.name}/foo/replicas`, { method: 'PUT', body: { replicas: v } })));
@@ -319,7 +321,11 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       assert.ok(statuses.every((s) => s < 500), `no 5xx: ${statuses}`);
       const ok = answers.filter((r) => r.status === 200).map((r) => r.json.replicas as number);
       const conflicts = statuses.filter((s) => s === 409).length;
-      assert.equal(ok.length + conflicts, 20);
+      const queueFull = answers.filter((r) => r.status === 429);
+      assert.equal(ok.length + conflicts + queueFull.length, 20);
+      assert.ok(ok.length >= 10, `at least the 10 in line succeed: ${statuses}`);
+      for (const r of queueFull) assertProblem(r, 429, 'TooManyRequests', /already in line/);
+      assert.ok(queueFull.every((r) => r.headers['retry-after'] === '1'));
       assert.equal(conflicts, 0, 'no request ran out of conflict retries');
       t.diagnostic(`409 answers: ${conflicts}; conflicts retried so far: ${proxy.logs.filter((l) => String(l.msg).startsWith('409 Conflict')).length}`);
       const after = await a.getDeployment('foo');
@@ -330,7 +336,7 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
     });
 
     it('20 concurrent PUTs split across two proxies (as the 2 chart replicas would see them): all 200', async (t) => {
-      const second = await startProxy({ certs });
+      const second = await startProxy({ certs, args: NO_WRITE_LIMIT });
       try {
         const values = Array.from({ length: 20 }, (_, i) => 200 + i);
         const answers = await Promise.all(values.map((v, i) => (i % 2 ? second : proxy).request(`/deployments/${a.name}/foo/replicas`, { method: 'PUT', body: { replicas: v } })));
