@@ -7,19 +7,22 @@
  * control plane and bin/api built.
  */
 import https from 'node:https';
+import { pathToFileURL } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { TestNamespace, PROXY_KUBECONFIG, kubectlOk } from '../test/helpers/cluster.js';
 import { makeCertFixture } from '../test/helpers/certs.js';
 import { startProxy } from '../test/helpers/proxy-process.js';
 
-const REQUESTS_PER_ROUND = Number(process.env.BENCH_REQUESTS ?? 1000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const CONCURRENCY = 8;
-const DEPLOYMENTS = 200;
+export const REQUESTS_PER_ROUND = Number(process.env.BENCH_REQUESTS ?? 1000);
+export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+export const CONCURRENCY = 8;
+export const DEPLOYMENTS = 200;
 
-interface Sample { rps: number; p50: number; p99: number }
+/** One load run: throughput and latency percentiles (ms). */
+export interface Sample { rps: number; p50: number; p99: number }
 
-async function load(agent: https.Agent, url: URL, headers: Record<string, string>): Promise<Sample> {
+/** `REQUESTS_PER_ROUND` GETs of `url` over `agent`, `CONCURRENCY` at a time; every answer must be 200. */
+export async function load(agent: https.Agent, url: URL, headers: Record<string, string>): Promise<Sample> {
   const latencies: number[] = [];
   let next = 0;
   const one = (): Promise<void> => new Promise((resolve, reject) => {
@@ -42,17 +45,25 @@ async function load(agent: https.Agent, url: URL, headers: Record<string, string
   return { rps: REQUESTS_PER_ROUND / seconds, p50: latencies[Math.floor(latencies.length * 0.5)], p99: latencies[Math.floor(latencies.length * 0.99)] };
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The median of `xs`. */
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function main(): Promise<void> {
+/** A namespace of {@link DEPLOYMENTS} Deployments `d0…`, created through kubectl. */
+export async function benchNamespace(): Promise<TestNamespace> {
   const ns = await TestNamespace.create('bench');
   const items = Array.from({ length: DEPLOYMENTS }, (_, i) => ({
     apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: `d${i}`, namespace: ns.name },
     spec: { replicas: i % 5, selector: { matchLabels: { app: `d${i}` } }, template: { metadata: { labels: { app: `d${i}` } }, spec: { containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } } },
   }));
   await kubectlOk(['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+  return ns;
+}
+
+async function main(): Promise<void> {
+  const ns = await benchNamespace();
   const certs = await makeCertFixture();
-  const proxy = await startProxy({ certs });
+  // Rate limits on, as in production, but out of the benchmark's reach.
+  const proxy = await startProxy({ certs, args: ['--rate-limit-read-rps', '1000000', '--rate-limit-read-burst', '1000000'] });
   try {
     const kc = new KubeConfig();
     kc.loadFromFile(PROXY_KUBECONFIG);
@@ -87,4 +98,6 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err) => { console.error(err); process.exit(1); });
+}

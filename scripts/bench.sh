@@ -7,3 +7,4 @@ export CLUSTER_DIR="$PWD/.cluster-bench"
 trap 'hack/control-plane/cluster.sh down >/dev/null 2>&1 || true' EXIT
 hack/control-plane/cluster.sh up >/dev/null
 npx tsx bench/reads.ts
+npx tsx bench/hardening.ts   # issue 8: per-request checks on vs off, same run

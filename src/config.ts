@@ -63,7 +63,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'log-level', env: 'K8S_API_PROXY_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'one of fatal, error, warn, info, debug, trace, silent' },
   { flag: 'request-timeout-seconds', env: 'K8S_API_PROXY_REQUEST_TIMEOUT_SECONDS', value: 'N', default: '30', help: 'a client must send its whole request (headers and body) within N seconds, else 408' },
   { flag: 'tls-handshake-timeout-seconds', env: 'K8S_API_PROXY_TLS_HANDSHAKE_TIMEOUT_SECONDS', value: 'N', default: '10', help: 'a connection that has not finished its TLS handshake within N seconds is closed' },
-  { flag: 'max-connections', env: 'K8S_API_PROXY_MAX_CONNECTIONS', value: 'N', default: '2000', help: 'open connections on the API listener; past it new ones are closed at once (0: no cap)' },
+  { flag: 'max-connections', env: 'K8S_API_PROXY_MAX_CONNECTIONS', value: 'N', default: '1000', help: 'open connections on the API listener; at the cap a new one replaces the oldest still in its TLS handshake, or is closed at once (0: no cap)' },
   { flag: 'max-connections-per-ip', env: 'K8S_API_PROXY_MAX_CONNECTIONS_PER_IP', value: 'N', default: '200', help: 'open connections from one source address; past it new ones from there are closed at once (0: no cap)' },
   { flag: 'max-connection-age-seconds', env: 'K8S_API_PROXY_MAX_CONNECTION_AGE_SECONDS', value: 'N', default: '600', help: 'a connection older than N seconds is closed after its next response (0: no bound)' },
   { flag: 'rate-limit-read-rps', env: 'K8S_API_PROXY_RATE_LIMIT_READ_RPS', value: 'N', default: '100', help: 'reads (GET, HEAD) per second per client identity, else 429 (0: no limit)' },

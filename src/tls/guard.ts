@@ -10,7 +10,11 @@ import type { TrustedCas } from './trust.js';
 export interface ConnectionLimits {
   /** A TLS handshake not finished within this is closed (Node's default would be 120 s). */
   handshakeTimeoutMs: number;
-  /** Open connections in total; past it new ones are closed at once. */
+  /**
+   * Open connections in total. At the cap, a new connection takes the place of the
+   * oldest one still in its TLS handshake (a valid client finishes in milliseconds, a
+   * silent one holds its place until the timeout); when none is, the new one is closed.
+   */
   maxConnections: number;
   /** Open connections from one source address; past it new ones from there are closed at once. */
   maxConnectionsPerIp: number;
@@ -20,7 +24,7 @@ export interface ConnectionLimits {
 
 /** Defaults of {@link ConnectionLimits}; the README's Operations section gives the memory they stand for. */
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
-  handshakeTimeoutMs: 10_000, maxConnections: 2_000, maxConnectionsPerIp: 200, maxConnectionAgeMs: 600_000,
+  handshakeTimeoutMs: 10_000, maxConnections: 1_000, maxConnectionsPerIp: 200, maxConnectionAgeMs: 600_000,
 };
 
 /** What is fixed about a connection at the handshake that opened it (TLS renegotiation is off, so it cannot change). */
@@ -49,7 +53,9 @@ export interface TlsGuardOptions {
 
 /**
  * The API listener's front door, in front of HTTP:
- * - connection caps (total, per source address), checked before any TLS work;
+ * - connection caps (total, per source address), checked before any TLS work; at the
+ *   total cap the oldest connection still in its handshake makes room, so a flood of
+ *   silent sockets cannot lock valid clients out;
  * - every refused handshake (OpenSSL's verdict, or ours on the certificate) handed to
  *   the refusal log with its reason, and the socket destroyed before HTTP sees a byte;
  * - the identity and certificate facts pinned per connection at its one handshake;
@@ -62,6 +68,11 @@ export interface TlsGuardOptions {
 export class TlsGuard {
   private readonly pinned = new WeakMap<TLSSocket, PinnedConnection>();
   private readonly perIp = new Map<string, number>();
+  /** Raw sockets still in their TLS handshake, oldest first (a Set keeps insertion order). */
+  private readonly handshaking = new Set<Socket>();
+  /** Raw sockets closed to make room; their TLS socket's reset is not a second refusal. */
+  private readonly evicted = new WeakSet<Socket>();
+  private open = 0;
   private readonly now: () => number;
 
   constructor(private readonly options: TlsGuardOptions) {
@@ -71,11 +82,7 @@ export class TlsGuard {
   /** Installs the caps, the refusal logging and the certificate checks on `server` (an https/tls server that has not started listening). */
   install(server: TlsServer): void {
     const { limits, refusals } = this.options;
-    if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections;
-    server.on('drop', (d?: { remoteAddress?: string }) => {
-      refusals.record({ code: 'MAX_CONNECTIONS', reason: `over --max-connections (${limits.maxConnections})`, remote: d?.remoteAddress });
-    });
-    // The per-address cap wraps the TLS server's own connection listener, so a refused
+    // The caps wrap the TLS server's own connection listener, so a refused
     // socket costs no TLS state at all.
     const tlsListeners = server.listeners('connection') as Array<(s: Socket) => void>;
     server.removeAllListeners('connection');
@@ -85,6 +92,7 @@ export class TlsGuard {
     });
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
       const raw = (socket as unknown as { _parent?: Socket })._parent;
+      if (raw && this.evicted.has(raw)) return;
       const remote = raw?.remoteAddress ?? socket.remoteAddress;
       const reason = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? `no TLS handshake within ${limits.handshakeTimeoutMs / 1000} s`
         : err.code === 'ECONNRESET' ? 'the client closed the connection during the handshake'
@@ -97,18 +105,33 @@ export class TlsGuard {
   }
 
   private admit(raw: Socket): boolean {
+    const { limits, refusals } = this.options;
     // Read now: Node caches the peer address, so tlsClientError can still name it after a close.
     const ip = raw.remoteAddress ?? '';
-    const cap = this.options.limits.maxConnectionsPerIp;
-    if (cap <= 0) return true;
-    const open = this.perIp.get(ip) ?? 0;
-    if (open >= cap) {
-      this.options.refusals.record({ code: 'MAX_CONNECTIONS_PER_IP', reason: `over --max-connections-per-ip (${cap})`, remote: ip });
+    const fromIp = this.perIp.get(ip) ?? 0;
+    if (limits.maxConnectionsPerIp > 0 && fromIp >= limits.maxConnectionsPerIp) {
+      refusals.record({ code: 'MAX_CONNECTIONS_PER_IP', reason: `over --max-connections-per-ip (${limits.maxConnectionsPerIp})`, remote: ip });
       raw.destroy();
       return false;
     }
-    this.perIp.set(ip, open + 1);
+    if (limits.maxConnections > 0 && this.open >= limits.maxConnections) {
+      const oldest = this.handshaking.values().next().value;
+      if (!oldest) {
+        refusals.record({ code: 'MAX_CONNECTIONS', reason: `over --max-connections (${limits.maxConnections}), all past their handshake`, remote: ip });
+        raw.destroy();
+        return false;
+      }
+      this.handshaking.delete(oldest);
+      this.evicted.add(oldest);
+      refusals.record({ code: 'MAX_CONNECTIONS', reason: `over --max-connections (${limits.maxConnections}): the oldest connection still in its handshake was closed to make room`, remote: oldest.remoteAddress });
+      oldest.destroy();
+    }
+    this.open++;
+    this.perIp.set(ip, fromIp + 1);
+    this.handshaking.add(raw);
     raw.once('close', () => {
+      this.open--;
+      this.handshaking.delete(raw);
       const n = (this.perIp.get(ip) ?? 1) - 1;
       if (n <= 0) this.perIp.delete(ip);
       else this.perIp.set(ip, n);
@@ -117,6 +140,8 @@ export class TlsGuard {
   }
 
   private onSecure(socket: TLSSocket): void {
+    const raw = (socket as unknown as { _parent?: Socket })._parent;
+    if (raw) this.handshaking.delete(raw);
     const peer = socket.getPeerCertificate(true) as DetailedPeerCertificate | null;
     const sent = peer?.raw ? { subject: new X509Certificate(peer.raw).subject.replaceAll('\n', ', '), fingerprint256: peer.fingerprint256 } : {};
     let code: string | undefined;

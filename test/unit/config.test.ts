@@ -40,7 +40,7 @@ describe('parseArgs', () => {
     assert.equal(r.config.logLevel, 'info');
     assert.equal(r.config.kube.server, 'https://k:6443');
     assert.equal(r.config.tlsHandshakeTimeoutSeconds, 10);
-    assert.equal(r.config.maxConnections, 2000);
+    assert.equal(r.config.maxConnections, 1000);
     assert.equal(r.config.maxConnectionsPerIp, 200);
     assert.equal(r.config.maxConnectionAgeSeconds, 600);
     assert.deepEqual(r.config.rateLimits, { read: { rps: 100, burst: 200 }, write: { rps: 5, burst: 20 } });
