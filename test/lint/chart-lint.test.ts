@@ -26,7 +26,7 @@ const IGNORED_CHECKS: Record<string, string> = {
   'container-image-pull-policy': 'IfNotPresent is the default on purpose (image.pullPolicy)',
   // The proxy's clients and the API server's address differ per cluster; a policy the chart
   // guessed would either allow everything or cut the proxy off. Operators add their own.
-  'pod-networkpolicy': 'NetworkPolicies are left to the cluster operator',
+  'pod-networkpolicy': 'NetworkPolicies are left to the cluster operator (networkPolicy.enabled renders one, off by default)',
 };
 /** kube-score flags for deliberate choices that have a flag rather than a check id. */
 const KUBE_SCORE_FLAGS = [
@@ -53,6 +53,7 @@ const RENDERINGS: Record<string, string[]> = {
   ingressNginx: ['--set', 'ingress.enabled=true', '--set', 'ingress.className=nginx'],
   ingressHaproxy: ['--set', 'ingress.enabled=true', '--set', 'ingress.className=haproxy'],
   helmTest: ['--set', 'helmTest.enabled=true', '--set', `helmTest.clientCrt=${FAKE_B64}`, '--set', `helmTest.clientKey=${FAKE_B64}`],
+  networkPolicyAndClientCA: ['--set', 'networkPolicy.enabled=true', '--set', 'networkPolicy.from[0].podSelector.matchLabels.role=ci', '--set', 'tls.existingClientCASecret=client-roots'],
   everything: [
     '--set', 'priorityClassName=platform-critical', '--set', 'podLabels.team=platform', '--set-string', 'commonLabels.cost-center=42',
     '--set', 'extraArgs={--request-timeout-seconds=15}', '--set', 'extraEnv[0].name=TZ', '--set', 'extraEnv[0].value=UTC',
