@@ -21,8 +21,8 @@ export const DEPLOYMENTS = 200;
 /** One load run: throughput and latency percentiles (ms). */
 export interface Sample { rps: number; p50: number; p99: number }
 
-/** `REQUESTS_PER_ROUND` GETs of `url` over `agent`, `CONCURRENCY` at a time; every answer must be 200. */
-export async function load(agent: https.Agent, url: URL, headers: Record<string, string>): Promise<Sample> {
+/** `requests` GETs of `url` over `agent`, `CONCURRENCY` at a time; every answer must be 200. */
+export async function load(agent: https.Agent, url: URL, headers: Record<string, string>, requests = REQUESTS_PER_ROUND): Promise<Sample> {
   const latencies: number[] = [];
   let next = 0;
   const one = (): Promise<void> => new Promise((resolve, reject) => {
@@ -38,11 +38,11 @@ export async function load(agent: https.Agent, url: URL, headers: Record<string,
   });
   const start = process.hrtime.bigint();
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next++ < REQUESTS_PER_ROUND) await one();
+    while (next++ < requests) await one();
   }));
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   latencies.sort((a, b) => a - b);
-  return { rps: REQUESTS_PER_ROUND / seconds, p50: latencies[Math.floor(latencies.length * 0.5)], p99: latencies[Math.floor(latencies.length * 0.99)] };
+  return { rps: requests / seconds, p50: latencies[Math.floor(latencies.length * 0.5)], p99: latencies[Math.floor(latencies.length * 0.99)] };
 }
 
 /** The median of `xs`. */

@@ -175,13 +175,14 @@ export class TlsGuard {
     const conn = this.pinned.get(socket);
     if (!conn) return { kind: 'drop' };
     const now = this.now();
-    const who = { remote: socket.remoteAddress, subject: `CN=${conn.identity.commonName}`, fingerprint256: conn.identity.fingerprint256 };
+    // Built only for a refusal: this runs on every request.
+    const who = () => ({ remote: socket.remoteAddress, subject: `CN=${conn.identity.commonName}`, fingerprint256: conn.identity.fingerprint256 });
     if (now > conn.notAfterMs) {
-      this.options.refusals.record({ code: 'CERTIFICATE_EXPIRED_ON_CONNECTION', reason: 'client certificate (or its chain) expired while the connection was open', ...who });
+      this.options.refusals.record({ code: 'CERTIFICATE_EXPIRED_ON_CONNECTION', reason: 'client certificate (or its chain) expired while the connection was open', ...who() });
       return { kind: 'refuse', problem: new ProblemError(401, 'Unauthorized', `the client certificate expired at ${new Date(conn.notAfterMs).toISOString()}; reconnect with a valid certificate`) };
     }
     if (!this.options.trust.trusts(conn.chain)) {
-      this.options.refusals.record({ code: 'CA_NO_LONGER_TRUSTED', reason: 'the CA of the client certificate was removed from --client-ca', ...who });
+      this.options.refusals.record({ code: 'CA_NO_LONGER_TRUSTED', reason: 'the CA of the client certificate was removed from --client-ca', ...who() });
       return { kind: 'refuse', problem: new ProblemError(401, 'Unauthorized', 'the client certificate\'s CA is no longer trusted; reconnect with a certificate from a trusted CA') };
     }
     const maxAge = this.options.limits.maxConnectionAgeMs;
