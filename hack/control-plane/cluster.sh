@@ -34,19 +34,41 @@ eval "$("$HERE/build.sh" --print)"
 log() { echo "cluster: $*" >&2; }
 die() { echo "cluster: error: $*" >&2; exit 1; }
 
-alive() { # alive NAME -> 0 when .cluster/NAME.pid names a running process
-  local f="$D/$1.pid"
-  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+binary_of() { # binary_of NAME -> the path of the binary that NAME runs
+  case "$1" in etcd) echo "$ETCD" ;; kube-apiserver) echo "$KUBE_APISERVER" ;; *) die "unknown process $1" ;; esac
 }
 
-stop_proc() { # stop_proc NAME: SIGTERM, wait up to 15 s, then SIGKILL
-  local f="$D/$1.pid" pid
+pid_runs() { # pid_runs PID BINARY -> 0 when PID is a live (not zombie) process running BINARY
+  local pid="$1" bin="$2" state comm exe
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  # `kill -0` also succeeds for a zombie (exited, not yet reaped) and for an unrelated
+  # process that was given a recycled PID; check the state and the executable instead.
+  state="$(ps -o stat= -p "$pid" 2>/dev/null | tr -d ' ')" || return 1
+  case "$state" in ''|Z*|X*) return 1 ;; esac
+  if [ -e "/proc/$pid/exe" ]; then
+    exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || return 1
+    exe="${exe% (deleted)}"   # the binary was rebuilt in place since the process started
+    [ "$exe" = "$(readlink -f "$bin")" ]
+  else # no /proc (macOS): compare the command name
+    comm="$(ps -o comm= -p "$pid" 2>/dev/null)" || return 1
+    [ "$(basename "$comm")" = "$(basename "$bin")" ]
+  fi
+}
+
+alive() { # alive NAME -> 0 when .cluster/NAME.pid names a live process of NAME's binary
+  local f="$D/$1.pid"
+  [ -f "$f" ] && pid_runs "$(cat "$f")" "$(binary_of "$1")"
+}
+
+stop_proc() { # stop_proc NAME: SIGTERM, wait up to 15 s, then SIGKILL; never signals another binary
+  local f="$D/$1.pid" pid bin
   [ -f "$f" ] || return 0
   pid="$(cat "$f")"
-  if kill -0 "$pid" 2>/dev/null; then
+  bin="$(binary_of "$1")"
+  if pid_runs "$pid" "$bin"; then
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do pid_runs "$pid" "$bin" || break; sleep 0.1; done
+    pid_runs "$pid" "$bin" && kill -9 "$pid" 2>/dev/null || true
     log "stopped $1 (pid $pid)"
   fi
   rm -f "$f"
@@ -74,6 +96,12 @@ ensure_state() {
   if [ ! -f "$D/certs/sa.key" ]; then
     openssl genrsa -out "$D/certs/sa.key" 2048 2>/dev/null
     openssl rsa -in "$D/certs/sa.key" -pubout -out "$D/certs/sa.pub" 2>/dev/null
+  fi
+  if [ ! -f "$D/certs/client-ca.key" ]; then
+    # A CA for client-certificate users (tests of kubeconfig client-certificate fields).
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=local-client-ca \
+      -keyout "$D/certs/client-ca.key" -out "$D/certs/client-ca.crt" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
   fi
   if [ ! -f "$D/tokens.csv" ]; then
     (umask 077; echo "$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n'),admin,admin,system:masters" > "$D/tokens.csv")
@@ -115,6 +143,7 @@ start_apiserver() {
     --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
     --cert-dir="$D/certs" \
     --token-auth-file="$D/tokens.csv" \
+    --client-ca-file="$D/certs/client-ca.crt" \
     --authorization-mode=RBAC \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$D/certs/sa.pub" \

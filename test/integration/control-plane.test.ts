@@ -3,10 +3,12 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import {
   ensureCluster, kubectl, kubectlOk, apiServerUrl, stopApiServer, startApiServer, pidOf,
-  PROXY_KUBECONFIG, TestNamespace, ROOT, KUBECTL, runCommand,
+  PROXY_KUBECONFIG, TestNamespace, ROOT, KUBECTL, runCommand, CLUSTER_DIR,
 } from '../helpers/cluster.js';
 import { join } from 'node:path';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 
 const canI = async (verb: string, resource: string, extra: string[] = []): Promise<string> =>
@@ -103,6 +105,31 @@ describe('local control plane', () => {
       assert.equal((await runCommand(CLUSTER_SH, ['up'])).code, 0);
       assert.ok(pidOf('kube-apiserver'));
       assert.equal((await ns.getDeployment('survivor')).spec.replicas, 3);
+    });
+
+    it('cluster-up restarts a killed kube-apiserver when its PID file names a zombie or an unrelated process', async () => {
+      // `sh` prints the PID of a child that exits at once, then becomes `sleep`, which never
+      // reaps it: a zombie that still answers `kill -0`, as an unreaped kube-apiserver would.
+      const holder = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      after(() => { holder.kill('SIGKILL'); });
+      const zombie = Number((await once(holder.stdout!, 'data'))[0].toString().trim());
+      const stat = async (pid: number): Promise<string> => (await runCommand('ps', ['-o', 'stat=', '-p', String(pid)])).stdout.trim();
+      for (let i = 0; i < 50 && !(await stat(zombie)).startsWith('Z'); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.match(await stat(zombie), /^Z/, 'the fixture made a zombie');
+      const pidFile = join(CLUSTER_DIR, 'kube-apiserver.pid');
+      for (const [what, stand] of [['a zombie', zombie], ['a recycled PID (another live program)', holder.pid!]] as const) {
+        const url = apiServerUrl();
+        process.kill(pidOf('kube-apiserver')!, 'SIGKILL');
+        for (let i = 0; i < 100 && !(await portRefuses(url)); i++) await new Promise((r) => setTimeout(r, 50));
+        writeFileSync(pidFile, `${stand}\n`);
+        const status = await runCommand(CLUSTER_SH, ['status']);
+        assert.match(status.stdout, /kube-apiserver: stopped/, `status with ${what}`);
+        const up = await runCommand(CLUSTER_SH, ['up']);
+        assert.equal(up.code, 0, `${what}: ${up.stderr}`);
+        assert.notEqual(pidOf('kube-apiserver'), stand, what);
+        assert.equal((await kubectl(['get', 'ns', ns.name])).code, 0, `${what}: the API server answers`);
+      }
+      assert.equal(holder.exitCode, null, 'cluster.sh never signalled the unrelated process');
     });
   });
 });
