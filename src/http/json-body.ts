@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { ProblemError } from '../errors.js';
+import { recordNumberSource } from '../json-numbers.js';
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -26,7 +27,7 @@ export function parseJsonBody(req: FastifyRequest, body: string | Buffer, done: 
   }
   if (text.trim() === '') return done(new ProblemError(400, 'BadRequest', 'body: empty; expected a JSON object such as {"replicas": 3}'));
   try {
-    done(null, JSON.parse(text));
+    done(null, JSON.parse(text, recordNumberSource));
   } catch (err) {
     done(new ProblemError(400, 'BadRequest', `body: malformed JSON (${(err as Error).message})`));
   }

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { badRequest, unavailable } from '../errors.js';
+import { ProblemError, badRequest, unavailable } from '../errors.js';
+import { numberSource } from '../json-numbers.js';
 import type { CacheReader } from '../kube/object-store.js';
 import type { CachedDeployment } from '../kube/deployments.js';
 import type { ReplicaService } from '../kube/replicas.js';
@@ -96,6 +97,8 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
     // No body at all (and so no Content-Type) is a malformed request, not an invalid object.
     preValidation: async (req) => {
       if (req.body === undefined) throw badRequest('body: missing; send {"replicas": N} with Content-Type: application/json');
+      const source = numberSource(req.body, 'replicas');
+      if (source !== undefined) checkReplicasToken(source);
     },
   }, async (req, reply) => {
     // If the client goes away, stop: do not start (or retry) a write nobody waits for.
@@ -107,6 +110,26 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
   opts.known.add('/deployments', ['GET', 'HEAD']);
   opts.known.add('/deployments/:namespace/:deployment/replicas', ['GET', 'HEAD', 'PUT']);
 };
+
+/** A plain JSON integer literal: no fraction, no exponent, no leading zero (RFC 8259 §6 `int`). */
+const INTEGER_LITERAL = /^-?(0|[1-9][0-9]*)$/;
+
+/**
+ * Accepts `replicas` only as kube-apiserver does for an int32 field: a plain integer
+ * literal in [0, 2147483647], decided from the token text rather than the parsed double
+ * (`JSON.parse` reads `2.9999999999999999` as 3 and `1e2` as 100). `-0` is refused too.
+ * @throws ProblemError 422 `Invalid` naming `body.replicas` and the token.
+ */
+export function checkReplicasToken(source: string): void {
+  const invalid = (why: string): ProblemError => new ProblemError(422, 'Invalid', `body.replicas: ${source.slice(0, 40)} ${why}`);
+  if (!INTEGER_LITERAL.test(source)) {
+    throw invalid('is not a plain integer: write a whole number without fraction or exponent (such as 3, not 3.0 or 3e0)');
+  }
+  if (source === '-0') throw invalid('is not a plain integer: -0 is not accepted; write 0');
+  const n = BigInt(source);
+  if (n < 0n) throw invalid('must be >= 0');
+  if (n > BigInt(MAX_REPLICAS)) throw invalid(`must be <= ${MAX_REPLICAS} (int32)`);
+}
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

@@ -140,6 +140,10 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       ['replicas a fraction', '{"replicas":1.5}', 422, 'Invalid', /replicas/],
       ['replicas negative', '{"replicas":-1}', 422, 'Invalid', /replicas/],
       ['replicas above int32', '{"replicas":2147483648}', 422, 'Invalid', /replicas/],
+      ['replicas 2.9999999999999999 (JSON.parse would read 3)', '{"replicas":2.9999999999999999}', 422, 'Invalid', /body\.replicas: 2\.9999999999999999 is not a plain integer/],
+      ['replicas 1e2', '{"replicas":1e2}', 422, 'Invalid', /body\.replicas: 1e2 is not a plain integer/],
+      ['replicas 3.0', '{"replicas":3.0}', 422, 'Invalid', /body\.replicas: 3\.0 is not a plain integer/],
+      ['replicas -0', '{"replicas":-0}', 422, 'Invalid', /body\.replicas: -0 /],
       ['replicas null', '{"replicas":null}', 422, 'Invalid', /replicas/],
       ['another property', '{"replicas":2,"image":"evil"}', 422, 'Invalid', /image/],
       ['an array', '[2]', 422, 'Invalid', /body/],
@@ -183,9 +187,9 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       assertProblem(r, 413, 'PayloadTooLarge', /1024 bytes/);
     });
 
-    it('accepts the largest int32 and 0', async () => {
-      for (const n of [2147483647, 0]) {
-        const r = await proxy.request(`/deployments/${b.name}/alpha/replicas`, { method: 'PUT', body: { replicas: n } });
+    it('accepts the plain literals 3, the largest int32 and 0', async () => {
+      for (const n of [3, 2147483647, 0]) {
+        const r = await proxy.request(`/deployments/${b.name}/alpha/replicas`, { method: 'PUT', rawBody: `{"replicas":${n}}`, headers: { 'content-type': 'application/json' } });
         assert.equal(r.status, 200, r.text);
         assert.equal(r.json.replicas, n);
       }

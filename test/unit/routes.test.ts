@@ -49,6 +49,33 @@ describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
     assert.equal(r.json().detail, 'the API server did not answer in time');
   });
 
+  describe('replicas is accepted only as a plain int32 literal, decided from the token text', () => {
+    const refused: Array<[string, RegExp]> = [
+      ['2.9999999999999999', /not a plain integer/], ['1e2', /not a plain integer/], ['1E0', /not a plain integer/],
+      ['3.0', /not a plain integer/], ['0.0', /not a plain integer/], ['-0', /-0 is not accepted/], ['1.5', /not a plain integer/],
+      ['-1', />= 0/], ['2147483648', /<= 2147483647/], ['99999999999999999999', /<= 2147483647/],
+    ];
+    for (const [token, detail] of refused) {
+      it(`refuses {"replicas": ${token}} with 422 naming body.replicas, before the service is asked`, async () => {
+        let called = false;
+        const r = await app({ set: async (namespace, deployment, n) => { called = true; return { namespace, deployment, replicas: n }; } })
+          .inject({ method: 'PUT', url: '/deployments/ns/web/replicas', headers: { 'content-type': 'application/json' }, payload: `{"replicas": ${token}}` });
+        assert.equal(r.statusCode, 422, r.body);
+        assert.equal(r.json().reason, 'Invalid');
+        assert.match(r.json().detail, new RegExp(`^body\\.replicas: ${token.replace('.', '\\.')} `));
+        assert.match(r.json().detail, detail);
+        assert.equal(called, false);
+      });
+    }
+    for (const token of ['3', '0', '2147483647']) {
+      it(`accepts {"replicas": ${token}}`, async () => {
+        const r = await app().inject({ method: 'PUT', url: '/deployments/ns/web/replicas', headers: { 'content-type': 'application/json' }, payload: `{"replicas":${token}}` });
+        assert.equal(r.statusCode, 200, r.body);
+        assert.equal(r.json().replicas, Number(token));
+      });
+    }
+  });
+
   it('turns an unexpected error into a 500 that hides the internals', async () => {
     const r = await app({ set: async () => { throw new TypeError('secret internal detail at x.ts:1'); } })
       .inject({ method: 'PUT', url: '/deployments/ns/web/replicas', payload: { replicas: 1 } });
