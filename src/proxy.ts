@@ -6,7 +6,7 @@ import { KubeClient } from './kube/kube-client.js';
 import { Reflector, type ReflectorOptions, type ReflectorStatus } from './kube/reflector.js';
 import { DEPLOYMENTS } from './kube/deployments.js';
 import { KubeReplicaService } from './kube/replicas.js';
-import { apiServerReadyz, cachedApiHealth } from './kube/api-health.js';
+import { AccessCheck, apiServerReadyz, cachedApiHealth, proxyHealth, type AccessResult } from './kube/api-health.js';
 import type { Readiness } from './routes/health.js';
 import { watchServerCertificate } from './tls/reload.js';
 import { serverTlsOptions } from './tls/server-tls.js';
@@ -36,19 +36,29 @@ export function createLogger(level: string): Logger {
   });
 }
 
-/** Readiness from the caches' state: all synced, each watching or recently in contact, not shutting down. */
-export function cacheReadiness(reflectors: { status(): ReflectorStatus }[], isShuttingDown: () => boolean, now = () => Date.now()): Readiness {
+/**
+ * Readiness from the caches' state: all synced, each watching or recently in contact, not
+ * shutting down; and the proxy's own access intact: a list or watch refused with 401/403,
+ * or the last {@link AccessCheck} refused, is "not ready" at once (no 60 s grace), since
+ * stale reads from a proxy that lost its credentials are not service.
+ */
+export function cacheReadiness(reflectors: { status(): ReflectorStatus }[], isShuttingDown: () => boolean, now = () => Date.now(), access?: { last(): AccessResult | undefined }): Readiness {
   return {
     check() {
       if (isShuttingDown()) return { ready: false, message: 'shutting down' };
       for (const r of reflectors) {
         const s = r.status();
+        if (s.lastErrorStatus === 401) return { ready: false, message: `${s.resource} list/watch: API server rejects the proxy's credentials (HTTP 401)` };
+        if (s.lastErrorStatus === 403) return { ready: false, message: `${s.resource} list/watch: API server refuses the proxy (HTTP 403): its credentials or RBAC role` };
         // Messages stay generic: the probe port is unauthenticated. The log has the causes.
         if (!s.synced) return { ready: false, message: `${s.resource} cache not synced yet (${s.failures} failed attempts)` };
         if (!s.watching && now() - s.lastContactMs > STALE_AFTER_MS) {
           return { ready: false, message: `${s.resource} watch disconnected for ${Math.round((now() - s.lastContactMs) / 1000)} s` };
         }
       }
+      const a = access?.last();
+      // Only a definite refusal: an API server that cannot be asked is an outage, covered above.
+      if (a && !a.ok && a.denied) return { ready: false, message: a.message };
       return { ready: true };
     },
   };
@@ -63,15 +73,16 @@ export function cacheReadiness(reflectors: { status(): ReflectorStatus }[], isSh
 export async function startProxy(config: Config, logger: Logger, reflectorOptions: ReflectorOptions = {}): Promise<RunningProxy> {
   const loaded = config.kube;
   logger.info({ source: loaded.source, server: loaded.server }, 'cluster access configured');
-  const client = await KubeClient.create(loaded.kc);
+  const client = await KubeClient.create(loaded.kc, { impersonate: loaded.impersonate });
   const deployments = new Reflector(client, DEPLOYMENTS, { logger, ...reflectorOptions });
+  const access = new AccessCheck(client, { logger });
   let shuttingDown = false;
-  const readiness = cacheReadiness([deployments], () => shuttingDown);
+  const readiness = cacheReadiness([deployments], () => shuttingDown, undefined, access);
   const replicas = new KubeReplicaService(client, deployments, { logger });
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
   const trust = new TrustedCas(config.clientCa);
   const refusals = new RefusalLog(logger);
-  const apiHealth = cachedApiHealth(apiServerReadyz(client, undefined, logger));
+  const apiHealth = cachedApiHealth(proxyHealth(apiServerReadyz(client, undefined, logger), access));
   const api = buildServer({ deployments, replicas, apiHealth, readiness, logger }, {
     tls, trust, refusals,
     limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 },
@@ -97,6 +108,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   }
   const [apiUrl, healthUrl] = bound.map((b) => (b as PromiseFulfilledResult<string>).value);
   deployments.start();
+  access.start();
   const stopReload = watchServerCertificate(api, {
     certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, caFile: config.clientCaFile,
     cert: config.tlsCert, key: config.tlsKey, ca: config.clientCa,
@@ -115,6 +127,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
       logger.warn({ timeoutSeconds: config.shutdownTimeoutSeconds }, 'in-flight requests did not finish in time; closing anyway');
       api.server.closeAllConnections();
     }
+    access.stop();
     await deployments.stop();
     client.close();
     refusals.flush();

@@ -7,7 +7,7 @@ export type CachedDeployment = V1DeploymentJson & CachedObject;
 
 /** The raw-JSON shape of a Deployment (client-node's model type, with dates as strings). */
 export type V1DeploymentJson = Omit<V1Deployment, 'metadata'> & {
-  metadata: { name: string; namespace: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata: { name: string; namespace: string; uid?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
 };
 
 /**

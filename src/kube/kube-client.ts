@@ -1,8 +1,12 @@
 import https from 'node:https';
 import http from 'node:http';
+import { checkServerIdentity as checkTlsIdentity, type PeerCertificate } from 'node:tls';
 import { createInterface } from 'node:readline';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { Cluster, KubeConfig } from '@kubernetes/client-node';
+import { HttpProxyAgent, HttpsProxyAgent } from 'hpagent';
+import { SocksProxyAgent, type SocksProxyAgentOptions } from 'socks-proxy-agent';
 import { VERSION } from '../version.js';
+import type { Impersonation } from './kubeconfig.js';
 
 /** Default bound on one non-watch request to the API server. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
@@ -10,17 +14,30 @@ const USER_AGENT = `k8s-api-proxy/${VERSION}`;
 /** Upper bound on a response body we buffer (a list page of 500 Deployments fits well). */
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
+/** One `Status.details.causes` entry: which field was wrong and why (e.g. `spec.replicas`). */
+export interface StatusCause {
+  reason?: string;
+  message?: string;
+  field?: string;
+}
+
 /** The API server answered with a non-2xx status; fields come from its `v1.Status` body. */
 export class KubeStatusError extends Error {
   /** HTTP status (e.g. 404, 409, 410, 403). */
   readonly code: number;
   /** `Status.reason`, e.g. `NotFound`, `Conflict`, `Expired`; empty when the body was not a Status. */
   readonly reason: string;
-  constructor(code: number, reason: string, message: string) {
+  /** `Status.message` as the API server wrote it (for users; may name the caller); empty when none. */
+  readonly statusMessage: string;
+  /** `Status.details.causes`, empty when none. */
+  readonly causes: StatusCause[];
+  constructor(code: number, reason: string, message: string, status: { message?: string; causes?: StatusCause[] } = {}) {
     super(message);
     this.name = 'KubeStatusError';
     this.code = code;
     this.reason = reason;
+    this.statusMessage = status.message ?? '';
+    this.causes = status.causes ?? [];
   }
 }
 
@@ -82,34 +99,34 @@ export interface WatchOptions {
  */
 export class KubeClient {
   readonly server: URL;
-  private readonly agent: https.Agent | http.Agent;
+  private agent: http.Agent;
+  private material: TlsMaterial;
   private readonly kc: KubeConfig;
+  private readonly cluster: Cluster;
+  private readonly impersonate?: Impersonation;
 
-  private constructor(kc: KubeConfig, server: URL, agent: https.Agent | http.Agent) {
+  private constructor(kc: KubeConfig, cluster: Cluster, material: TlsMaterial, impersonate?: Impersonation) {
     this.kc = kc;
-    this.server = server;
-    this.agent = agent;
+    this.cluster = cluster;
+    this.server = new URL(cluster.server);
+    this.material = material;
+    this.agent = makeAgent(this.server, cluster, material);
+    this.impersonate = impersonate;
   }
 
   /**
-   * Builds a client for the kubeconfig's current context; one keep-alive agent is shared.
+   * Builds a client for the kubeconfig's current context: one keep-alive agent, through
+   * `proxy-url` when set (HTTP CONNECT over http or https via hpagent, SOCKS5 via
+   * socks-proxy-agent, as kubectl), with the cluster's CA, `tls-server-name` and
+   * `insecure-skip-tls-verify`, the user's client certificate, and `impersonate`.
    * @throws Error when the cluster has no server or its CA/cert files cannot be read.
    */
-  static async create(kc: KubeConfig): Promise<KubeClient> {
+  static async create(kc: KubeConfig, options: { impersonate?: Impersonation } = {}): Promise<KubeClient> {
     const cluster = kc.getCurrentCluster();
     if (!cluster?.server) throw new Error('kubeconfig: current context has no cluster server');
-    const server = new URL(cluster.server);
-    const tls: https.RequestOptions = {};
-    await kc.applyToHTTPSOptions(tls);
-    const agent = server.protocol === 'http:'
-      ? new http.Agent({ keepAlive: true })
-      : new https.Agent({
-        keepAlive: true,
-        ca: tls.ca, cert: tls.cert, key: tls.key, pfx: tls.pfx, passphrase: tls.passphrase,
-        servername: cluster.tlsServerName ?? tls.servername,
-        rejectUnauthorized: cluster.skipTLSVerify ? false : (tls.rejectUnauthorized ?? true),
-      });
-    return new KubeClient(kc, server, agent);
+    const opts: https.RequestOptions = { headers: {} };
+    await kc.applyToHTTPSOptions(opts);
+    return new KubeClient(kc, cluster, tlsMaterial(opts), options.impersonate);
   }
 
   /** Releases pooled sockets. */
@@ -117,21 +134,49 @@ export class KubeClient {
     this.agent.destroy();
   }
 
-  private async headers(extra: Record<string, string>): Promise<Record<string, string>> {
+  /**
+   * Credentials and TLS material for one request, applied by client-node from the
+   * kubeconfig each time, so a rotated token file, client certificate, key or CA file
+   * (or an exec plugin's new certificate) is used from the next request on: when the
+   * TLS material changed, a new agent replaces the pooled one.
+   */
+  private async prepare(extra: Record<string, string>): Promise<{ headers: Record<string, string | string[]>; agent: http.Agent }> {
     const opts: https.RequestOptions = { headers: {} };
     await this.kc.applyToHTTPSOptions(opts);
-    const out: Record<string, string> = { accept: 'application/json', 'user-agent': USER_AGENT, ...extra };
+    const out: Record<string, string | string[]> = { accept: 'application/json', 'user-agent': USER_AGENT, ...extra };
     for (const [k, v] of Object.entries(opts.headers ?? {})) {
       if (v !== undefined) out[k] = String(v);
     }
     if (opts.auth) out.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
-    return out;
+    const imp = this.impersonate;
+    if (imp) {
+      out['Impersonate-User'] = imp.user;
+      if (imp.uid) out['Impersonate-Uid'] = imp.uid;
+      if (imp.groups.length > 0) out['Impersonate-Group'] = imp.groups;
+      for (const [key, values] of Object.entries(imp.extra)) out[`Impersonate-Extra-${encodeURIComponent(key)}`] = values;
+    }
+    const material = tlsMaterial(opts);
+    if (!sameMaterial(material, this.material)) {
+      retire(this.agent);
+      this.material = material;
+      this.agent = makeAgent(this.server, this.cluster, material);
+    }
+    return { headers: out, agent: this.agent };
   }
 
-  private open(method: string, path: string, headers: Record<string, string>, signal?: AbortSignal): http.ClientRequest {
-    const url = new URL(path, this.server);
+  /** The URL of `path` (with its query) under the server URL, keeping the server's path prefix as kubectl does. */
+  url(path: string): URL {
+    const u = new URL(this.server);
+    const q = path.indexOf('?');
+    u.pathname = u.pathname.replace(/\/+$/, '') + (q < 0 ? path : path.slice(0, q));
+    u.search = q < 0 ? '' : path.slice(q);
+    return u;
+  }
+
+  private open(method: string, path: string, prepared: { headers: Record<string, string | string[]>; agent: http.Agent }, signal?: AbortSignal): http.ClientRequest {
+    const url = this.url(path);
     const mod = url.protocol === 'http:' ? http : https;
-    return mod.request(url, { method, headers, agent: this.agent, signal });
+    return mod.request(url, { method, headers: prepared.headers, agent: prepared.agent, signal });
   }
 
   /**
@@ -140,13 +185,13 @@ export class KubeClient {
    * @throws KubeTimeoutError (after `timeoutMs`), KubeUnreachableError (no answer).
    */
   private async exchange(method: string, path: string, o: {
-    headers: Record<string, string>; payload?: string; timeoutMs: number; signal?: AbortSignal; maxBytes: number; overflow: 'fail' | 'truncate';
+    prepared: { headers: Record<string, string | string[]>; agent: http.Agent }; payload?: string; timeoutMs: number; signal?: AbortSignal; maxBytes: number; overflow: 'fail' | 'truncate';
   }): Promise<{ status: number; text: string }> {
     const timeout = AbortSignal.timeout(o.timeoutMs);
     const signal = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
     const what = `${method} ${path}`;
     return new Promise((resolve, reject) => {
-      const req = this.open(method, path, o.headers, signal);
+      const req = this.open(method, path, o.prepared, signal);
       req.on('error', (err) => reject(translateError(err, timeout, what, o.timeoutMs)));
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
@@ -173,9 +218,9 @@ export class KubeClient {
    */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const headers = await this.headers(payload === undefined ? {} : { 'content-type': 'application/json' });
+    const prepared = await this.prepare(payload === undefined ? {} : { 'content-type': 'application/json' });
     const { status, text } = await this.exchange(method, path, {
-      headers, payload, timeoutMs: options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, signal: options.signal,
+      prepared, payload, timeoutMs: options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, signal: options.signal,
       maxBytes: MAX_RESPONSE_BYTES, overflow: 'fail',
     });
     if (status < 200 || status >= 300) throw statusError(status, text, `${method} ${path}`);
@@ -192,8 +237,8 @@ export class KubeClient {
    * @throws KubeTimeoutError, KubeUnreachableError.
    */
   async getText(path: string, timeoutMs: number): Promise<{ status: number; body: string }> {
-    const headers = await this.headers({ accept: 'text/plain' });
-    const { status, text } = await this.exchange('GET', path, { headers, timeoutMs, maxBytes: 65_536, overflow: 'truncate' });
+    const prepared = await this.prepare({ accept: 'text/plain' });
+    const { status, text } = await this.exchange('GET', path, { prepared, timeoutMs, maxBytes: 65_536, overflow: 'truncate' });
     return { status, body: text };
   }
 
@@ -204,7 +249,7 @@ export class KubeClient {
    * event is passed to `onEvent` like any other.
    */
   async watch(path: string, options: WatchOptions): Promise<void> {
-    const headers = await this.headers({});
+    const prepared = await this.prepare({});
     const local = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, local.signal]) : local.signal;
     let stalled = false;
@@ -217,7 +262,7 @@ export class KubeClient {
     arm(options.connectTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
     try {
       await new Promise<void>((resolve, reject) => {
-        const req = this.open('GET', path, headers, signal);
+        const req = this.open('GET', path, prepared, signal);
         const fail = (err: unknown): void => {
           if (eventError !== undefined) reject(eventError);
           else if (stalled) reject(new KubeTimeoutError(`watch ${path}: no data for ${options.inactivityMs} ms`));
@@ -266,8 +311,10 @@ export class KubeClient {
 
 function statusError(code: number, text: string, what: string): KubeStatusError {
   try {
-    const s = JSON.parse(text) as { kind?: string; reason?: string; message?: string };
-    if (s.kind === 'Status') return new KubeStatusError(code, s.reason ?? '', `${what}: ${s.message ?? `HTTP ${code}`}`);
+    const s = JSON.parse(text) as { kind?: string; reason?: string; message?: string; details?: { causes?: StatusCause[] } };
+    if (s.kind === 'Status') {
+      return new KubeStatusError(code, s.reason ?? '', `${what}: ${s.message ?? `HTTP ${code}`}`, { message: s.message, causes: Array.isArray(s.details?.causes) ? s.details.causes : [] });
+    }
   } catch {
     // not a Status body: fall through
   }
@@ -280,4 +327,65 @@ function translateError(err: Error, timeout: AbortSignal | undefined, what: stri
   if (err.name === 'AbortError') return err;
   const code = (err as NodeJS.ErrnoException).code;
   return new KubeUnreachableError(`${what}: ${code ?? err.message}`, err);
+}
+
+/** The TLS material client-node read from the kubeconfig for one request. */
+interface TlsMaterial {
+  ca?: unknown;
+  cert?: unknown;
+  key?: unknown;
+  pfx?: unknown;
+  passphrase?: string;
+}
+
+function tlsMaterial(o: https.RequestOptions): TlsMaterial {
+  return { ca: o.ca, cert: o.cert, key: o.key, pfx: o.pfx, passphrase: o.passphrase };
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => sameValue(x, b[i]));
+  return a === b;
+}
+
+function sameMaterial(a: TlsMaterial, b: TlsMaterial): boolean {
+  return sameValue(a.ca, b.ca) && sameValue(a.cert, b.cert) && sameValue(a.key, b.key) && sameValue(a.pfx, b.pfx) && a.passphrase === b.passphrase;
+}
+
+/**
+ * The keep-alive agent for a cluster. With `proxy-url`, kubectl (Go's net/http) tunnels
+ * through an HTTP CONNECT proxy (`http://` or `https://`, the latter verified with the
+ * cluster's CA, as Go reuses the cluster's TLS config for it) or a SOCKS5 proxy; the
+ * TLS session to the API server runs inside the tunnel with the cluster's CA,
+ * `tls-server-name` and client certificate. client-node 2.0.1 builds the same agents
+ * but without keep-alive, so we build them here (same packages: hpagent, socks-proxy-agent).
+ */
+function makeAgent(server: URL, cluster: Cluster, m: TlsMaterial): http.Agent {
+  const tls = {
+    ca: m.ca, cert: m.cert, key: m.key, pfx: m.pfx, passphrase: m.passphrase,
+    servername: cluster.tlsServerName || undefined,
+    rejectUnauthorized: !cluster.skipTLSVerify,
+  } as https.AgentOptions;
+  const keepAlive = { keepAlive: true };
+  if (cluster.proxyUrl) {
+    const proxy = new URL(cluster.proxyUrl);
+    if (proxy.protocol === 'socks5:') {
+      // socks-proxy-agent 10 drops `host` before its TLS upgrade, so for an IP-address
+      // server Node would check the certificate against "localhost": name the host ourselves.
+      const name = cluster.tlsServerName || server.hostname.replace(/^\[|\]$/g, '');
+      const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => checkTlsIdentity(name, cert);
+      return new SocksProxyAgent(proxy, { ...keepAlive, ...tls, checkServerIdentity } as SocksProxyAgentOptions) as unknown as http.Agent;
+    }
+    const proxyRequestOptions = proxy.protocol === 'https:' ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.rejectUnauthorized } as never : undefined; // hpagent types `ca` too narrowly (string[])
+    return server.protocol === 'http:'
+      ? new HttpProxyAgent({ ...keepAlive, proxy, proxyRequestOptions })
+      : new HttpsProxyAgent({ ...keepAlive, ...tls, proxy, proxyRequestOptions });
+  }
+  return server.protocol === 'http:' ? new http.Agent(keepAlive) : new https.Agent({ ...keepAlive, ...tls });
+}
+
+/** Stops pooling on a replaced agent: idle sockets close now, busy ones when their response ends. */
+function retire(agent: http.Agent): void {
+  for (const list of Object.values(agent.freeSockets)) for (const socket of list ?? []) socket.destroy();
+  agent.on('free', (socket: import('node:net').Socket) => socket.destroy());
 }

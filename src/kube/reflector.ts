@@ -63,6 +63,8 @@ export interface ReflectorStatus {
   /** Epoch ms of the last successful list or watch byte; 0 before any. */
   lastContactMs: number;
   lastError: string;
+  /** HTTP status of the last failed list or watch (e.g. 401, 403) until one succeeds; 0 otherwise. */
+  lastErrorStatus: number;
   /** Failed attempts in a row (drives the backoff). */
   failures: number;
   relists: number;
@@ -113,6 +115,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
   private watching = false;
   private lastContactMs = 0;
   private lastError = '';
+  private lastErrorStatus = 0;
   private failures = 0;
   private relists = 0;
   private resolveSynced!: () => void;
@@ -146,7 +149,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
   status(): ReflectorStatus {
     return {
       resource: this.spec.name, synced: this.synced, watching: this.watching, resourceVersion: this.rv,
-      objects: this.store.size, lastContactMs: this.lastContactMs, lastError: this.lastError,
+      objects: this.store.size, lastContactMs: this.lastContactMs, lastError: this.lastError, lastErrorStatus: this.lastErrorStatus,
       failures: this.failures, relists: this.relists,
     };
   }
@@ -175,6 +178,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
         if (!healthy) this.lastError = 'watch ended immediately';
       } catch (err) {
         if (signal.aborted) break;
+        this.lastErrorStatus = err instanceof KubeStatusError ? err.code : 0;
         if (err instanceof GoneError || (err instanceof KubeStatusError && err.code === 410)) {
           // The resourceVersion is too old (compacted): relist. client-go relists at
           // once; we do too, but a second 410 in a row goes through the backoff.
@@ -215,6 +219,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
     this.rv = rv;
     this.relists++;
     this.lastContactMs = this.opts.clock.now();
+    this.lastErrorStatus = 0;
     this.opts.logger?.info({ resource: this.spec.name, objects: items.length, resourceVersion: rv }, 'listed');
     if (!this.synced) {
       this.synced = true;
@@ -232,7 +237,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
       signal,
       inactivityMs: this.opts.inactivityMs,
       connectTimeoutMs: this.opts.requestTimeoutMs,
-      onOpen: () => { this.watching = true; this.lastContactMs = this.opts.clock.now(); },
+      onOpen: () => { this.watching = true; this.lastErrorStatus = 0; this.lastContactMs = this.opts.clock.now(); },
       onEvent: (ev) => this.apply(ev),
     });
   }

@@ -385,8 +385,11 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
         }, 5_000) as CallResult;
         assertProblem(r, 502, 'BadGateway', /refused the proxy's request \(HTTP 403 Forbidden\)/);
         assert.doesNotMatch(r.text, /system:serviceaccount|\/apis\//);
-        const h = await proxy.request('/healthz');
-        assert.equal(h.status, 200, 'the ClusterRole is gone, but /readyz is granted to authenticated users by default');
+        // The API server's /readyz still answers (granted to every authenticated user), but
+        // this proxy cannot serve: /healthz and /readyz say so.
+        const h = await waitFor('/healthz 503', async () => { const x = await proxy.request('/healthz'); return x.status === 503 ? x : undefined; }, 8_000) as CallResult;
+        assert.match(String((h.json as { message: string }).message), /^the proxy lacks access its role should give \(RBAC\): list deployments\.apps, watch deployments\.apps, get deployments\/scale\.apps, update deployments\/scale\.apps$/);
+        assert.equal((await fetch(`${proxy.healthUrl}/readyz`)).status, 503);
       } finally {
         delete binding.metadata.resourceVersion;
         delete binding.metadata.uid;
@@ -395,6 +398,7 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
         await kubectlOk(['create', '-f', '-'], JSON.stringify(binding));
       }
       await waitFor('write works again', async () => (await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', body: { replicas: 2 } })).status === 200, 5_000);
+      await waitFor('/healthz 200 again', async () => (await proxy.request('/healthz')).status === 200, 8_000);
     });
   });
 

@@ -4,6 +4,8 @@ import { mkdtempSync, writeFileSync, mkdirSync, symlinkSync, renameSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadKubeConfig, KubeConfigError, RotatingTokenFile } from '../../src/kube/kubeconfig.js';
+import { KubeClient } from '../../src/kube/kube-client.js';
+import { KubeConfig } from '@kubernetes/client-node';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'kc-'));
 function kubeconfigFile(dir: string, name: string, server: string, context = name): string {
@@ -102,4 +104,95 @@ describe('RotatingTokenFile', () => {
     await auth.applyAuthentication(user, o);
     assert.equal(o.headers?.Authorization, 'Bearer second');
   });
+});
+
+describe('loadKubeConfig: kubeconfig fields and merging, as kubectl reads them', () => {
+  const write = (dir: string, name: string, doc: Record<string, unknown>): string => {
+    const p = join(dir, name);
+    writeFileSync(p, JSON.stringify({ apiVersion: 'v1', kind: 'Config', ...doc }));
+    return p;
+  };
+  const one = (dir: string, cluster: Record<string, unknown>, user: Record<string, unknown>, context: Record<string, unknown> = {}): string => write(dir, 'kc', {
+    clusters: [{ name: 'c', cluster: { server: 'https://k:6443', ...cluster } }], users: [{ name: 'u', user }],
+    contexts: [{ name: 'x', context: { cluster: 'c', user: 'u', ...context } }], 'current-context': 'x',
+  });
+
+  it('merges files that name the same cluster, user and context: the first file wins each, in either order (no error)', () => {
+    const d = tmp();
+    const f = (n: string) => write(d, n, {
+      clusters: [{ name: 'local', cluster: { server: `https://${n}:6443` } }], users: [{ name: 'me', user: { token: n } }],
+      contexts: [{ name: 'here', context: { cluster: 'local', user: 'me' } }], 'current-context': 'here',
+    });
+    const [a, b] = [f('a'), f('b')];
+    assert.equal(loadKubeConfig({ env: { KUBECONFIG: `${a}:${b}` }, home: d }).server, 'https://a:6443');
+    const r = loadKubeConfig({ env: { KUBECONFIG: `${b}:${a}` }, home: d });
+    assert.equal(r.server, 'https://b:6443');
+    assert.equal(r.kc.getCurrentUser()?.token, 'b');
+  });
+
+  it('resolves relative file paths against the directory of the file that names them', () => {
+    const d = tmp();
+    mkdirSync(join(d, 'sub'));
+    writeFileSync(join(d, 'sub', 'ca.crt'), 'x');
+    writeFileSync(join(d, 'sub', 'tok'), 'from-file\n');
+    const kc = write(join(d, 'sub'), 'kc', {
+      clusters: [{ name: 'c', cluster: { server: 'https://k:6443', 'certificate-authority': 'ca.crt' } }], users: [{ name: 'u', user: { tokenFile: './tok', token: 'static' } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }], 'current-context': 'x',
+    });
+    const r = loadKubeConfig({ kubeconfig: kc });
+    assert.equal(r.kc.getCurrentCluster()?.caFile, join(d, 'sub', 'ca.crt'));
+    assert.deepEqual(r.kc.getCurrentUser()?.authProvider?.config, { path: join(d, 'sub', 'tok') }, 'tokenFile is read by the rotating provider and wins over token, as in client-go');
+  });
+
+  it('reads impersonation fields', () => {
+    const r = loadKubeConfig({ kubeconfig: one(tmp(), {}, { token: 't', as: 'jane', 'as-uid': '42', 'as-groups': ['a', 'b'], 'as-user-extra': { scopes: ['x'] } }) });
+    assert.deepEqual(r.impersonate, { user: 'jane', uid: '42', groups: ['a', 'b'], extra: { scopes: ['x'] } });
+  });
+
+  const refused: Array<[string, Record<string, unknown>, Record<string, unknown>, RegExp]> = [
+    ['username/password', {}, { username: 'a', password: 'b' }, /users\[name="u"\]\.user\.username: not supported by the proxy: basic authentication/],
+    ['auth-provider', {}, { 'auth-provider': { name: 'oidc', config: {} } }, /users\[name="u"\]\.user\.auth-provider: not supported/],
+    ['exec provideClusterInfo', {}, { exec: { command: 'x', apiVersion: 'client.authentication.k8s.io/v1', provideClusterInfo: true } }, /exec\.provideClusterInfo: not supported/],
+    ['exec interactiveMode Always', {}, { exec: { command: 'x', apiVersion: 'client.authentication.k8s.io/v1', interactiveMode: 'Always' } }, /exec\.interactiveMode: "Always" needs a terminal/],
+    ['an unknown user key (token-file)', {}, { 'token-file': '/t' }, /users\[name="u"\]\.user\.token-file: not a kubeconfig user field/],
+    ['an unknown cluster key', { 'proxy_url': 'http://p' }, { token: 't' }, /clusters\[name="c"\]\.cluster\.proxy_url: not a kubeconfig cluster field/],
+    ['a proxy-url scheme kubectl does not know', { 'proxy-url': 'socks4://p:1080' }, { token: 't' }, /proxy-url: scheme socks4 is not supported/],
+    ['insecure-skip-tls-verify with a CA', { 'insecure-skip-tls-verify': true, 'certificate-authority-data': 'eA==' }, { token: 't' }, /insecure-skip-tls-verify: cannot be combined/],
+    ['as-groups without as', {}, { token: 't', 'as-groups': ['g'] }, /need "as"/],
+    ['an unreadable tokenFile', {}, { tokenFile: '/nonexistent/token' }, /user\.tokenFile: cannot read \/nonexistent\/token \(ENOENT\)/],
+    ['a server URL with a query', { server: 'https://k:6443/?x=1' }, { token: 't' }, /server: a query or fragment is not allowed/],
+  ];
+  for (const [name, cluster, user, want] of refused) {
+    it(`refuses ${name}, naming the field and the file`, () => {
+      const kc = one(tmp(), cluster, user);
+      assert.throws(() => loadKubeConfig({ kubeconfig: kc }), (e: Error) => e instanceof KubeConfigError && want.test(e.message) && e.message.includes(kc));
+    });
+  }
+
+  it('checks only the selected context: an unsupported field in another user does not matter (kubectl never reads it)', () => {
+    const d = tmp();
+    const kc = write(d, 'kc', {
+      clusters: [{ name: 'c', cluster: { server: 'https://k:6443' } }],
+      users: [{ name: 'u', user: { token: 't' } }, { name: 'old', user: { username: 'a', password: 'b' } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }, { name: 'y', context: { cluster: 'c', user: 'old' } }], 'current-context': 'x',
+    });
+    assert.equal(loadKubeConfig({ kubeconfig: kc }).server, 'https://k:6443');
+    assert.throws(() => loadKubeConfig({ kubeconfig: kc, context: 'y' }), /users\[name="old"\]\.user\.username/);
+  });
+});
+
+describe('KubeClient.url: a server URL with a path is a prefix, as for kubectl', () => {
+  for (const [server, path, want] of [
+    ['https://gw:443/k8s/cluster-a', '/apis/apps/v1/deployments?limit=500', 'https://gw/k8s/cluster-a/apis/apps/v1/deployments?limit=500'],
+    ['https://gw:8443/k8s/', '/readyz', 'https://gw:8443/k8s/readyz'],
+    ['https://k:6443', '/api/v1/pods?watch=1', 'https://k:6443/api/v1/pods?watch=1'],
+  ]) {
+    it(`${server} + ${path}`, async () => {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({ clusters: [{ name: 'c', server, skipTLSVerify: true }], users: [{ name: 'u', token: 't' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+      const client = await KubeClient.create(kc);
+      assert.equal(client.url(path).href, want);
+      client.close();
+    });
+  }
 });
