@@ -78,7 +78,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const access = new AccessCheck(client, { logger });
   let shuttingDown = false;
   const readiness = cacheReadiness([deployments], () => shuttingDown, undefined, access);
-  const replicas = new KubeReplicaService(client, deployments, { logger });
+  const replicas = new KubeReplicaService(client, deployments, { logger, access });
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
   const trust = new TrustedCas(config.clientCa);
   const refusals = new RefusalLog(logger);

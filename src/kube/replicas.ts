@@ -2,6 +2,7 @@ import { KubeStatusError, KubeTimeoutError, KubeUnreachableError, type KubeClien
 import type { CacheReader } from './object-store.js';
 import { specReplicas, type CachedDeployment } from './deployments.js';
 import { ProblemError, conflict, notFound, unavailable } from '../errors.js';
+import type { AccessCheck } from './api-health.js';
 import type { Logger } from 'pino';
 
 /** The RFD's replicas shape: `{"deployment":"foo","namespace":"default","replicas":3}`. */
@@ -52,7 +53,7 @@ export const FIELD_MANAGER = 'k8s-api-proxy';
 interface Scale {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; namespace: string; resourceVersion: string };
+  metadata: { name: string; namespace: string; resourceVersion: string; uid?: string };
   spec?: { replicas?: number };
 }
 
@@ -111,6 +112,11 @@ export interface ReplicaServiceOptions {
   random?: () => number;
   /** Default {@link MAX_QUEUED_WRITES}. */
   maxQueuedWrites?: number;
+  /**
+   * The proxy's own access check: on a 403 it tells the proxy's missing RBAC (502) from
+   * a refusal of the client's change by admission (403 with the API server's message).
+   */
+  access?: Pick<AccessCheck, 'allowed' | 'invalidate' | 'last'>;
 }
 
 /**
@@ -125,6 +131,7 @@ export class KubeReplicaService implements ReplicaService {
   private readonly random: () => number;
   private readonly logger?: Logger;
   private readonly now: () => number;
+  private readonly access?: ReplicaServiceOptions['access'];
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly queued = new Map<string, number>();
   private readonly maxQueued: number;
@@ -139,6 +146,7 @@ export class KubeReplicaService implements ReplicaService {
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
     this.maxQueued = options.maxQueuedWrites ?? MAX_QUEUED_WRITES;
+    this.access = options.access;
   }
 
   get(namespace: string, name: string): ReplicasView {
@@ -159,8 +167,10 @@ export class KubeReplicaService implements ReplicaService {
     }
     this.queued.set(key, inLine + 1);
     const deadline = this.now() + WRITE_DEADLINE_MS;
+    // The object this request is resolved against, as the proxy knows it on arrival.
+    const uid = this.cache.get(namespace, name)?.metadata.uid;
     const prev = this.queues.get(key) ?? Promise.resolve();
-    const run = prev.catch(() => undefined).then(() => this.setWithRetry(namespace, name, replicas, deadline, signal));
+    const run = prev.catch(() => undefined).then(() => this.setWithRetry(namespace, name, replicas, deadline, signal, uid));
     this.queues.set(key, run);
     try {
       return await run;
@@ -172,7 +182,13 @@ export class KubeReplicaService implements ReplicaService {
     }
   }
 
-  private async setWithRetry(namespace: string, name: string, replicas: number, deadline: number, signal?: AbortSignal): Promise<ReplicasView> {
+  /**
+   * GET the scale, then PUT it with two preconditions: the resourceVersion just read, and
+   * the uid of the Deployment the request was resolved against (`uid`, from the cache on
+   * arrival; else the first GET's). A Deployment deleted and recreated under the same
+   * name in between is another object: the write answers 409 and never touches it.
+   */
+  private async setWithRetry(namespace: string, name: string, replicas: number, deadline: number, signal?: AbortSignal, uid?: string): Promise<ReplicasView> {
     const path = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(name)}/scale`;
     const what = `deployment "${name}" in namespace "${namespace}"`;
     let delay = this.retry.initialMs;
@@ -182,16 +198,23 @@ export class KubeReplicaService implements ReplicaService {
       if (left <= 0) throw new ProblemError(504, 'GatewayTimeout', `gave up on ${what} after ${WRITE_DEADLINE_MS / 1000} s (API server slow or other writes queued ahead)`);
       return Math.min(WRITE_CALL_TIMEOUT_MS, left);
     };
+    let pinned = uid;
     for (let attempt = 1; ; attempt++) {
+      let verb: 'get' | 'update' = 'get';
       try {
         const current = await this.client.request<Scale>('GET', path, { timeoutMs: budget(), signal });
+        pinned ??= current.metadata.uid;
+        if (pinned && current.metadata.uid && current.metadata.uid !== pinned) {
+          throw conflict(`${what} was deleted and recreated (it is another object now) since this request was resolved; nothing was written: read it again and retry`);
+        }
         let committed = current;
         if ((current.spec?.replicas ?? 0) !== replicas) {
           const body: Scale = {
             apiVersion: 'autoscaling/v1', kind: 'Scale',
-            metadata: { name, namespace, resourceVersion: current.metadata.resourceVersion },
+            metadata: { name, namespace, resourceVersion: current.metadata.resourceVersion, ...(pinned ? { uid: pinned } : {}) },
             spec: { replicas },
           };
+          verb = 'update';
           committed = await this.client.request<Scale>('PUT', `${path}?fieldManager=${FIELD_MANAGER}`, { body, timeoutMs: budget(), signal });
         }
         const value = committed.spec?.replicas ?? 0;
@@ -208,10 +231,58 @@ export class KubeReplicaService implements ReplicaService {
           delay = Math.min(this.retry.maxMs, delay * this.retry.factor);
           continue;
         }
+        if (err instanceof KubeStatusError && (err.code === 401 || err.code === 403)) throw await refusal(this.access, err, namespace, verb, what);
         throw toProblem(err, what);
       }
     }
   }
+}
+
+/**
+ * Whose refusal a 401/403 is. 401 is always the proxy's credentials. For 403 the
+ * authorizer (RBAC) and admission (ValidatingAdmissionPolicy, webhooks, ResourceQuota…)
+ * answer alike, so we ask the authorizer itself with a SelfSubjectAccessReview for the
+ * verb that failed: allowed means admission refused the client's change.
+ */
+async function refusal(access: ReplicaServiceOptions['access'], err: KubeStatusError, namespace: string, verb: 'get' | 'update', what: string): Promise<ProblemError> {
+  if (err.code === 403 && access) {
+    let allowed: boolean | undefined;
+    try {
+      allowed = await access.allowed({ verb, group: 'apps', resource: 'deployments', subresource: 'scale', namespace });
+    } catch {
+      // Cannot tell: the generic 502 below, the safe side for a client that retries.
+    }
+    if (allowed === true) {
+      const identity = access.last();
+      return admissionRefusal(err, what, identity?.ok ? identity.identity.username : undefined);
+    }
+    if (allowed === false) {
+      access.invalidate();
+      return new ProblemError(502, 'BadGateway', `the API server refused the proxy's request (HTTP 403 Forbidden): the proxy's own RBAC role does not allow ${verb} on deployments/scale; the proxy log has details`, { cause: err });
+    }
+  }
+  access?.invalidate();
+  return toProblem(err, what);
+}
+
+/**
+ * A refusal of the client's change by admission, passed on with the API server's message
+ * (written for users), minus the proxy's identity: 403 `Forbidden`, or 422 `Invalid`.
+ */
+export function admissionRefusal(err: KubeStatusError, what: string, proxyUser?: string): ProblemError {
+  const status = err.code === 422 ? 422 : 403;
+  return new ProblemError(status, status === 422 ? 'Invalid' : 'Forbidden', `the API server refused the change to ${what}: ${upstreamText(err, proxyUser)}`, { cause: err });
+}
+
+/** The Status message plus any field causes it does not already name, without the proxy's identity. */
+export function upstreamText(err: KubeStatusError, proxyUser?: string): string {
+  let text = err.statusMessage || `HTTP ${err.code}${err.reason ? ` ${err.reason}` : ''}`;
+  const extra = err.causes
+    .filter((c) => c.field && !text.includes(c.field))
+    .map((c) => `${c.field}: ${c.message ?? c.reason ?? 'invalid'}`);
+  if (extra.length > 0) text += ` (${extra.join('; ')})`;
+  if (proxyUser) text = text.split(proxyUser).join('<proxy>');
+  return text.replace(/\b(User|user) "[^"]*"/g, '$1 "<proxy>"').replace(/system:serviceaccount:[^\s"':,]+/g, '<proxy>');
 }
 
 function withCause(p: ProblemError, cause: unknown): ProblemError {
@@ -230,10 +301,11 @@ export function toProblem(err: unknown, what: string): ProblemError {
   if (err instanceof KubeStatusError) {
     switch (err.code) {
       case 404: return notFound(`${what} not found`);
-      case 422: return new ProblemError(422, 'Invalid', `the API server rejected the change to ${what} (${err.reason || 'Invalid'})`, { cause: err });
+      case 422: return new ProblemError(422, 'Invalid', `the API server refused the change to ${what}: ${upstreamText(err)}`, { cause: err });
       case 429:
       case 503: return withCause(unavailable(`the API server is overloaded or unavailable (HTTP ${err.code})`, 1), err);
       case 504: return new ProblemError(504, 'GatewayTimeout', 'the API server timed out', { cause: err });
+      case 401: return new ProblemError(502, 'BadGateway', "the API server refused the proxy's request (HTTP 401 Unauthorized): it rejects the proxy's credentials; the proxy log has details", { cause: err });
       // Details (the proxy's identity, upstream paths) go to the log, not to the client.
       default: return new ProblemError(502, 'BadGateway', `the API server refused the proxy's request (HTTP ${err.code}${err.reason ? ` ${err.reason}` : ''}); the proxy log has details`, { cause: err });
     }

@@ -383,7 +383,7 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
           const x = await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', body: { replicas: 2 } });
           return x.status === 502 ? x : undefined;
         }, 5_000) as CallResult;
-        assertProblem(r, 502, 'BadGateway', /refused the proxy's request \(HTTP 403 Forbidden\)/);
+        assertProblem(r, 502, 'BadGateway', /refused the proxy's request \(HTTP 403 Forbidden\): the proxy's own RBAC role does not allow/);
         assert.doesNotMatch(r.text, /system:serviceaccount|\/apis\//);
         // The API server's /readyz still answers (granted to every authenticated user), but
         // this proxy cannot serve: /healthz and /readyz say so.

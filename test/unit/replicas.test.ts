@@ -197,3 +197,78 @@ describe('toProblem: API server failures never become 404 or a stack trace', () 
     });
   }
 });
+
+describe('KubeReplicaService.set: the write names the object (uid precondition)', () => {
+  const withUid = (uid: string): CachedDeployment => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '10', uid }, spec: { replicas: 1 } } as CachedDeployment);
+  const scaleOf = (uid: string, replicas = 1, rv = '10') => () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv, uid }, spec: { replicas } });
+
+  it('sends the uid the request was resolved against with the resourceVersion', async () => {
+    const client = scriptedClient([scaleOf('u1'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11', uid: 'u1' } })]);
+    await new KubeReplicaService(client, cacheOf(withUid('u1')), noSleep).set('ns', 'web', 4);
+    assert.deepEqual((client.calls[1].body as { metadata: unknown }).metadata, { name: 'web', namespace: 'ns', resourceVersion: '10', uid: 'u1' });
+  });
+
+  it('answers 409 without writing when the API server holds another object of that name', async () => {
+    const client = scriptedClient([scaleOf('u2')]);
+    await assert.rejects(new KubeReplicaService(client, cacheOf(withUid('u1')), noSleep).set('ns', 'web', 4),
+      (e: ProblemError) => e.status === 409 && /deleted and recreated/.test(e.message));
+    assert.deepEqual(client.calls.map((c) => c.method), ['GET']);
+  });
+
+  it('keeps the first read uid across conflict retries when the cache did not know the object', async () => {
+    const client = scriptedClient([scaleOf('u1'), conflict, scaleOf('u2', 1, '12')]);
+    await assert.rejects(new KubeReplicaService(client, cacheOf(undefined), noSleep).set('ns', 'web', 4), (e: ProblemError) => e.status === 409);
+    assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT', 'GET']);
+  });
+});
+
+describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
+  const forbidden = (message: string) => () => { throw new KubeStatusError(403, 'Forbidden', `PUT /apis/...: ${message}`, { message }); };
+  const access = (allowed: boolean | Error) => {
+    const seen = { invalidated: 0, asked: [] as unknown[] };
+    return {
+      seen,
+      allowed: async (a: unknown) => { seen.asked.push(a); if (allowed instanceof Error) throw allowed; return allowed; },
+      invalidate: () => { seen.invalidated++; },
+      last: () => ({ ok: true as const, identity: { username: 'system:serviceaccount:p:proxy' } }),
+    };
+  };
+
+  it('admission (the authorizer allows the verb): 403 Forbidden with the API server\'s message, without the proxy\'s identity', async () => {
+    const msg = 'deployments.apps "web" is forbidden: ValidatingAdmissionPolicy \'cap\' with binding \'cap\' denied request: at most 5 (asked by system:serviceaccount:p:proxy)';
+    const a = access(true);
+    await assert.rejects(new KubeReplicaService(scriptedClient([scale(1, '10'), forbidden(msg)]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7), (e: ProblemError) => {
+      assert.equal(e.status, 403);
+      assert.equal(e.reason, 'Forbidden');
+      assert.match(e.message, /ValidatingAdmissionPolicy 'cap' with binding 'cap' denied request: at most 5 \(asked by <proxy>\)/);
+      assert.doesNotMatch(e.message, /system:serviceaccount|\/apis\//);
+      return true;
+    });
+    assert.deepEqual(a.seen.asked, [{ verb: 'update', group: 'apps', resource: 'deployments', subresource: 'scale', namespace: 'ns' }]);
+    assert.equal(a.seen.invalidated, 0);
+  });
+
+  it('RBAC (the authorizer denies the verb): 502 naming the verb, and the access check is refreshed', async () => {
+    const a = access(false);
+    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('User "system:serviceaccount:p:proxy" cannot get resource "deployments/scale"')]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7),
+      (e: ProblemError) => e.status === 502 && /RBAC role does not allow get on deployments\/scale/.test(e.message) && !/system:serviceaccount/.test(e.message));
+    assert.equal(a.seen.invalidated, 1);
+  });
+
+  it('undecidable (the review itself fails): 502, the safe side for a client that retries', async () => {
+    await assert.rejects(new KubeReplicaService(scriptedClient([scale(1, '10'), forbidden('x')]), cacheOf(dep(1, '10')), { ...noSleep, access: access(new Error('down')) }).set('ns', 'web', 7),
+      (e: ProblemError) => e.status === 502 && /HTTP 403 Forbidden/.test(e.message));
+  });
+
+  it('401 is always the proxy\'s credentials: 502', async () => {
+    const unauthorized = () => { throw new KubeStatusError(401, 'Unauthorized', 'Unauthorized', { message: 'Unauthorized' }); };
+    await assert.rejects(new KubeReplicaService(scriptedClient([unauthorized]), cacheOf(dep(1, '10')), { ...noSleep, access: access(true) }).set('ns', 'web', 7),
+      (e: ProblemError) => e.status === 502 && /rejects the proxy's credentials/.test(e.message));
+  });
+
+  it('422 from the API server: its message and field causes reach the client', async () => {
+    const invalid = () => { throw new KubeStatusError(422, 'Invalid', 'x', { message: 'Scale.autoscaling "web" is invalid', causes: [{ field: 'spec.replicas', message: 'must be <= 5' }] }); };
+    await assert.rejects(new KubeReplicaService(scriptedClient([scale(1, '10'), invalid]), cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 7),
+      (e: ProblemError) => e.status === 422 && e.message === 'the API server refused the change to deployment "web" in namespace "ns": Scale.autoscaling "web" is invalid (spec.replicas: must be <= 5)');
+  });
+});
