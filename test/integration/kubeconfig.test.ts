@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { load as loadYaml } from 'js-yaml';
 import {
-  ADMIN_KUBECONFIG, CLUSTER_DIR, KUBECTL, PROXY_KUBECONFIG, ROOT, apiServerUrl, ensureCluster, kubectl, kubectlOk, runCommand,
+  ADMIN_KUBECONFIG, CLUSTER_DIR, KUBECTL, PROXY_KUBECONFIG, PROXY_RBAC_NAME, ROOT, apiServerUrl, ensureCluster, kubectl, kubectlOk, runCommand,
 } from '../helpers/cluster.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
@@ -248,7 +248,7 @@ describe('kubeconfig conformance: kubectl and the proxy on the same kubeconfig',
       const a = await clientCert('cert-user-a');
       const b = await clientCert('cert-user-b');
       const binding = `cert-user-b-${randomBytes(3).toString('hex')}`;
-      await kubectlOk(['create', 'clusterrolebinding', binding, '--clusterrole=k8s-api-proxy', '--user=cert-user-b']);
+      await kubectlOk(['create', 'clusterrolebinding', binding, `--clusterrole=${PROXY_RBAC_NAME}`, '--user=cert-user-b']);
       cleanups.push(() => kubectl(['delete', 'clusterrolebinding', binding]));
       const cert = join(dir, 'live.crt');
       const key = join(dir, 'live.key');
