@@ -69,6 +69,9 @@ stop_proc() { # stop_proc NAME: SIGTERM, wait up to 15 s, then SIGKILL; never si
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 150); do pid_runs "$pid" "$bin" || break; sleep 0.1; done
     pid_runs "$pid" "$bin" && kill -9 "$pid" 2>/dev/null || true
+    # Exited: give whoever reaps it a moment to do so; an unreaped zombie holds no port or
+    # file, so do not wait for ever (kill -0 only probes, it signals nothing).
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     log "stopped $1 (pid $pid)"
   fi
   rm -f "$f"
