@@ -154,7 +154,7 @@ export class AccessCheck {
   /** Re-checks every `intervalMs` in the background (first check at once), so `/readyz` follows. */
   start(intervalMs = 30_000): void {
     void this.check();
-    this.timer = setInterval(() => { this.cached = undefined; void this.check(); }, intervalMs);
+    this.timer = setInterval(() => this.invalidate(), intervalMs);
     this.timer.unref();
   }
 

@@ -115,6 +115,19 @@ describe('AccessCheck (the proxy\'s own credentials and RBAC)', () => {
     assert.equal(server.requests.filter((p) => p.endsWith('selfsubjectreviews')).length, 3);
   });
 
+  it('start() checks at once and again every interval, in the background', async () => {
+    server = await reviews({ status: 201, username: 'u' });
+    const check = new AccessCheck(await server.client(), { ttlMs: 60_000 });
+    check.start(100);
+    try {
+      await new Promise((r) => setTimeout(r, 350));
+      assert.ok(server.requests.filter((p) => p.endsWith('selfsubjectreviews')).length >= 3);
+      assert.equal(check.last()?.ok, true);
+    } finally {
+      check.stop();
+    }
+  });
+
   it('proxyHealth: /healthz is ok only when the API server is ready and the proxy can serve', async () => {
     server = await reviews({ status: 401 });
     const check = new AccessCheck(await server.client());

@@ -116,6 +116,8 @@ describe(`@kubernetes/client-node ${CLIENT_NODE_VERSION}: gaps that src/kube/ fi
         req.end();
       });
       assert.deepEqual(connects, ['api.example.invalid:6443']);
+      // ...but without keep-alive: every call would open a new tunnel, so our transport builds its own.
+      assert.equal((opts.agent as unknown as { keepAlive: boolean }).keepAlive, false);
     } finally {
       proxy.close();
     }
