@@ -73,6 +73,7 @@ export function cacheReadiness(reflectors: { status(): ReflectorStatus }[], isSh
 export async function startProxy(config: Config, logger: Logger, reflectorOptions: ReflectorOptions = {}): Promise<RunningProxy> {
   const loaded = config.kube;
   logger.info({ source: loaded.source, server: loaded.server }, 'cluster access configured');
+  for (const w of loaded.warnings) logger.warn(w);
   const client = await KubeClient.create(loaded.kc, { impersonate: loaded.impersonate });
   const deployments = new Reflector(client, DEPLOYMENTS, { logger, ...reflectorOptions });
   const access = new AccessCheck(client, { logger });

@@ -41,6 +41,21 @@ export interface LoadedKubeConfig {
   server: string;
   /** Set when the current user impersonates someone. */
   impersonate?: Impersonation;
+  /** Things kubectl would do differently here, to log at start (e.g. proxy environment variables). */
+  warnings: string[];
+}
+
+/** The variables kubectl (Go's net/http) reads for a proxy when `proxy-url` is unset. */
+const PROXY_ENV = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'];
+
+/**
+ * kubectl honours `HTTPS_PROXY`/`HTTP_PROXY` (minus `NO_PROXY` and loopback) when the
+ * cluster has no `proxy-url`; the proxy does not, and says so rather than ignore it silently.
+ */
+function proxyEnvWarnings(kc: KubeConfig, env: NodeJS.ProcessEnv): string[] {
+  if (kc.getCurrentCluster()?.proxyUrl) return [];
+  const set = PROXY_ENV.filter((k) => env[k]);
+  return set.length === 0 ? [] : [`${set.join(', ')} set: kubectl would send API server traffic through it (unless NO_PROXY matches); the proxy does not read proxy environment variables: set proxy-url in the kubeconfig to use one`];
 }
 
 /** Raised when no source applies or the chosen one is broken; `message` lists what was tried. */
@@ -126,10 +141,10 @@ export function loadKubeConfig(source: KubeConfigSource = {}): LoadedKubeConfig 
       const kc = new KubeConfig();
       const dir = source.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
       loadInCluster(kc, env, dir);
-      if (source.context && source.context !== 'in-cluster') {
-        throw new KubeConfigError(`--context: context "${source.context}" not found in in-cluster config (${dir}); have: in-cluster`);
+      if (source.context && !kc.getContextObject(source.context)) {
+        throw new KubeConfigError(`--context: context "${source.context}" not found in in-cluster config (${dir}); have: ${kc.getContexts().map((c) => c.name).join(', ')}`);
       }
-      return { kc, source: `in-cluster config (${dir})`, server: kc.getCurrentCluster()!.server };
+      return { kc, source: `in-cluster config (${dir})`, server: kc.getCurrentCluster()!.server, warnings: proxyEnvWarnings(kc, env) };
     } else {
       tried.push('in-cluster config (KUBERNETES_SERVICE_HOST not set)');
       throw new KubeConfigError(`no Kubernetes configuration found; tried: ${tried.join(', ')}`);
@@ -137,7 +152,9 @@ export function loadKubeConfig(source: KubeConfigSource = {}): LoadedKubeConfig 
   }
   const from = `${label} (${files.join(delimiter)})`;
   const raws = files.map((file) => readRaw(file, label));
-  return fromRaw(raws, from, source.context);
+  const loaded = fromRaw(raws, from, source.context);
+  loaded.warnings.push(...proxyEnvWarnings(loaded.kc, env));
+  return loaded;
 }
 
 function readRaw(file: string, label: string): RawFile {
@@ -254,7 +271,7 @@ function fromRaw(raws: RawFile[], from: string, context: string | undefined): Lo
     kc.addAuthenticator(new RotatingTokenFile());
   }
   const server = kc.getCurrentCluster()!.server;
-  return { kc, source: from, server, impersonate: impersonation(user) };
+  return { kc, source: from, server, impersonate: impersonation(user), warnings: [] };
 }
 
 function section(entry: Raw, key: string, at: string): Raw {

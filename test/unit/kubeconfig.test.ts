@@ -169,6 +169,14 @@ describe('loadKubeConfig: kubeconfig fields and merging, as kubectl reads them',
     });
   }
 
+  it('warns (does not silently ignore) that HTTPS_PROXY is not used when the cluster has no proxy-url', () => {
+    const d = tmp();
+    const plain = one(d, {}, { token: 't' });
+    assert.deepEqual(loadKubeConfig({ kubeconfig: plain, env: {} }).warnings, []);
+    assert.match(loadKubeConfig({ kubeconfig: plain, env: { HTTPS_PROXY: 'http://p:3128' } }).warnings.join(), /^HTTPS_PROXY set: kubectl would send .* set proxy-url in the kubeconfig/);
+    assert.deepEqual(loadKubeConfig({ kubeconfig: one(tmp(), { 'proxy-url': 'http://p:3128' }, { token: 't' }), env: { HTTPS_PROXY: 'http://q:3128' } }).warnings, []);
+  });
+
   it('checks only the selected context: an unsupported field in another user does not matter (kubectl never reads it)', () => {
     const d = tmp();
     const kc = write(d, 'kc', {
