@@ -18,6 +18,8 @@ import { startPrefixFront, type PrefixFront } from '../helpers/upstream-fronts.j
 import { waitFor } from '../helpers/wait.js';
 
 type Raw = Record<string, unknown>;
+/** These scenarios send many writes from one client; the per-client limits are tested in hardening.test.ts. */
+const NO_RATE_LIMITS = ['--rate-limit-write-rps', '0', '--rate-limit-read-rps', '0'];
 
 describe('the API server\'s truth reaches the client', () => {
   let certs: CertFixture;
@@ -28,7 +30,7 @@ describe('the API server\'s truth reaches the client', () => {
   before(async () => {
     certs = await makeCertFixture();
     ns = await TestNamespace.create('truth');
-    proxy = await startProxy({ certs });
+    proxy = await startProxy({ certs, args: NO_RATE_LIMITS });
     cleanups.push(() => proxy.stop(), () => ns.cleanup());
   });
   after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -120,7 +122,7 @@ describe('the API server\'s truth reaches the client', () => {
         clusters: [{ name: 'c', cluster: { server: front.url, 'certificate-authority-data': Buffer.from(certs.ca).toString('base64') } }],
         users: [{ name: 'u', user: { token: saToken } }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
       }));
-      viaFront = await startProxy({ certs, kubeconfig: kc });
+      viaFront = await startProxy({ certs, kubeconfig: kc, args: NO_RATE_LIMITS });
       cleanups.push(() => viaFront.stop(), () => front.close());
       assert.equal((await admin('POST', deploymentPath(), manifest(100))).status, 201);
     });
@@ -136,7 +138,8 @@ describe('the API server\'s truth reaches the client', () => {
         const verb = i % 2 === 0 ? 'GET' : 'PUT';
         const hold = front.hold((r) => r.method === verb && r.url.includes(`/deployments/${name}/scale`));
         const put = viaFront.request(`/deployments/${ns.name}/${name}/replicas`, { method: 'PUT', body: { replicas: 7 } });
-        await hold.arrived;
+        const first = await Promise.race([hold.arrived.then(() => 'held' as const), put]);
+        if (first !== 'held') assert.fail(`round ${i}: the PUT was answered before its ${verb} reached the API server: ${first.status} ${first.text}`);
         assert.equal((await admin('DELETE', `${deploymentPath()}/${name}`)).status, 200);
         const created = await admin('POST', deploymentPath(), manifest(generation + 1));
         assert.equal(created.status, 201);
