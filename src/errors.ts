@@ -8,6 +8,14 @@
 
 import type { FastifyReply } from 'fastify';
 
+/** The problem each response carried, by raw response, for the request log line. */
+const sentProblems = new WeakMap<object, ProblemError>();
+
+/** The {@link ProblemError} that {@link sendProblem} sent on this raw response, if any. */
+export function problemSentOn(res: object): ProblemError | undefined {
+  return sentProblems.get(res);
+}
+
 /** Media type of every error body (RFC 9457 §3). */
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 /** Problem type URIs are URNs (RFC 9457 §3.1.1 allows non-dereferenceable URIs); the README's Errors table lists them. */
@@ -105,5 +113,6 @@ export const unavailable = (detail: string, retryAfterSeconds = 1): ProblemError
 
 /** Writes `problem` as an `application/problem+json` response, with its extra headers. */
 export function sendProblem(reply: FastifyReply, problem: ProblemError): FastifyReply {
+  sentProblems.set(reply.raw, problem);
   return reply.code(problem.status).headers(problem.headers).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem.toBody()));
 }

@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { ProblemError, sendProblem } from './errors.js';
@@ -17,6 +17,8 @@ import { answerOutsideFastify, malformedHttpOptions } from './http/malformed-htt
 import { parseJsonBody } from './http/json-body.js';
 import { BODY_LIMIT_BYTES, toHttpProblem } from './http/error-mapping.js';
 import { registerRateLimits, type RateLimits } from './http/rate-limit.js';
+import { installRequestLog } from './http/request-log.js';
+import { RateLimitedLog } from './log/rate-limited-log.js';
 
 export { BODY_LIMIT_BYTES } from './http/error-mapping.js';
 
@@ -69,8 +71,9 @@ const HEALTH_REQUEST_TIMEOUT_MS = 10_000;
 export function buildServer(deps: ServerDeps, options: ServerOptions = {}): FastifyInstance {
   const limits = options.limits ?? DEFAULT_HTTP_LIMITS;
   const connections = options.connections ?? DEFAULT_CONNECTION_LIMITS;
+  const malformed = malformedLog(deps.logger);
   const app = Fastify({
-    ...commonOptions(deps.logger),
+    ...commonOptions(deps.logger, malformed),
     bodyLimit: BODY_LIMIT_BYTES,
     requestTimeout: limits.requestTimeoutMs,
     return503OnClosing: true,
@@ -79,10 +82,12 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
     // kept on 24); setting it afterwards, as Fastify does, is ignored: pass it in both places.
     ...(options.tls ? {
       https: { ...options.tls, requestTimeout: limits.requestTimeoutMs, requireHostHeader: false, handshakeTimeout: connections.handshakeTimeoutMs },
-    } : {}),
+    } : { http: { requestTimeout: limits.requestTimeoutMs, requireHostHeader: false } }),
   });
   app.decorateRequest('clientCN', '');
   app.decorateRequest('clientFingerprint', '');
+  // First hook: every request below, refused by the guard or not, gets its one line.
+  installRequestLog(app, deps.logger, malformed);
   if (options.tls) {
     const guard = new TlsGuard({
       refusals: options.refusals ?? new RefusalLog(deps.logger),
@@ -108,7 +113,7 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
   }
   if (options.rateLimits) registerRateLimits(app, options.rateLimits);
   const known = new KnownPaths();
-  decorate(app, known);
+  decorate(app, known, malformed);
   app.register(healthRoutes, { apiHealth: deps.apiHealth, readiness: deps.readiness, known });
   app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, known });
   return app;
@@ -119,56 +124,56 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
  * kubelet probes present no client certificate (controller-runtime serves probes the same way).
  */
 export function buildHealthServer(deps: Pick<ServerDeps, 'readiness' | 'logger'>): FastifyInstance {
+  const malformed = malformedLog(deps.logger);
   const app = Fastify({
-    ...commonOptions(deps.logger), requestTimeout: HEALTH_REQUEST_TIMEOUT_MS, return503OnClosing: false, forceCloseConnections: true,
+    ...commonOptions(deps.logger, malformed), requestTimeout: HEALTH_REQUEST_TIMEOUT_MS, return503OnClosing: false, forceCloseConnections: true,
     http: { requestTimeout: HEALTH_REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1_000, requireHostHeader: false },
   });
+  installRequestLog(app, deps.logger, malformed, 'debug');
   const known = new KnownPaths();
-  decorate(app, known, false);
+  decorate(app, known, malformed);
   app.register(healthRoutes, { readiness: deps.readiness, known });
   return app;
 }
 
-function commonOptions(logger: Logger) {
+/** One rate-limited `warn` log per listener for malformed HTTP, so a flood of it cannot fill the disk. */
+function malformedLog(logger: Logger): RateLimitedLog {
+  return new RateLimitedLog(logger, 'malformed HTTP requests not logged individually (log rate limit)');
+}
+
+function commonOptions(logger: Logger, malformed: RateLimitedLog) {
   return {
     loggerInstance: logger as FastifyBaseLogger,
-    // We log one line per request ourselves (onResponse / onRequestAbort).
+    // We log one line per request ourselves (src/http/request-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false as const,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, verbose: true } },
-    ...malformedHttpOptions(logger),
+    ...malformedHttpOptions(malformed),
   };
 }
 
-function decorate(app: FastifyInstance, known: KnownPaths, logRequests = true): void {
+function decorate(app: FastifyInstance, known: KnownPaths, malformed: RateLimitedLog): void {
   app.removeContentTypeParser('text/plain');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, parseJsonBody);
   // Node refuses HTTP/1.1 without Host with a bare 400; we let it through to say why.
   app.addHook('onRequest', async (req, reply) => {
     if (req.raw.httpVersion === '1.1' && !req.headers.host) {
+      req.logFields.malformed = true;
       sendProblem(reply, new ProblemError(400, 'BadRequest', 'the Host header is required in HTTP/1.1 (RFC 9112 §3.2)'));
       return reply;
     }
   });
   answerUnrouted(app, known);
-  answerOutsideFastify(app, known);
-  if (logRequests) {
-    const line = (req: FastifyRequest) => ({ client: req.clientCN, clientSha256: req.clientFingerprint, method: req.method, path: req.url.split('?')[0] });
-    app.addHook('onResponse', async (req, reply) => {
-      req.log.info({ ...line(req), status: reply.statusCode, durationMs: Math.round(reply.elapsedTime) }, 'request');
-    });
-    app.addHook('onRequestAbort', async (req) => {
-      req.log.warn({ ...line(req), status: 'aborted' }, 'request aborted by the client');
-    });
-  }
+  answerOutsideFastify(app, known, malformed);
   app.setNotFoundHandler((req, reply) => {
     sendProblem(reply, new ProblemError(404, 'NotFound', `no route for ${req.method} ${req.url.split('?')[0]}`));
   });
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const problem = toHttpProblem(err);
-    if (problem.status === 500) req.log.error({ err }, 'request failed');
-    else if (problem.status >= 500) req.log.warn({ status: problem.status, cause: (problem.cause as Error | undefined)?.message ?? problem.message }, 'upstream failure');
+    // The request's one log line carries what the response withholds.
+    if (problem.status === 500) req.logFields.err = err;
+    else if (problem.status >= 500) req.logFields.cause = (problem.cause as Error | undefined)?.message ?? problem.message;
     sendProblem(reply, problem);
   });
 }

@@ -1,9 +1,9 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from 'pino';
 import { PROBLEM_CONTENT_TYPE, ProblemError, sendProblem, type ProblemReason } from '../errors.js';
 import type { KnownPaths } from '../routes/unrouted.js';
+import type { RateLimitedLog } from '../log/rate-limited-log.js';
 
 /** A DNS-1123 subdomain is at most 253 characters; leave room for percent-encoding checks. */
 export const MAX_PARAM_LENGTH = 260;
@@ -11,15 +11,17 @@ export const MAX_PARAM_LENGTH = 260;
 /**
  * Fastify options that answer malformed HTTP in problem+json: URLs no route can parse
  * (bad percent-encoding, an over-long segment), and requests Node's HTTP parser refuses
- * (400/408/431), which never become Fastify requests; the latter are logged at `warn`.
+ * (400/408/431), which never become Fastify requests. Neither passes Fastify's request
+ * hooks, so each is logged here, once, at `warn` through the rate-limited `log`.
  */
-export function malformedHttpOptions(logger: Logger) {
+export function malformedHttpOptions(log: RateLimitedLog) {
   return {
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
       const detail = err.code === 'FST_ERR_MAX_PARAM_LENGTH'
         ? `a path segment is longer than ${MAX_PARAM_LENGTH} characters`
         : `malformed URL: ${req.url.slice(0, 200)}`;
+      log.warn(err.code, { reqId: req.id, method: req.method, path: req.url.split('?')[0]?.slice(0, 300), status: 400, reason: 'BadRequest', code: err.code }, 'request');
       sendProblem(reply, new ProblemError(400, 'BadRequest', detail));
     },
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -29,7 +31,7 @@ export function malformedHttpOptions(logger: Logger) {
         err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'RequestTimeout', 'the request was not received in time']
           : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'RequestHeaderFieldsTooLarge', 'request headers exceed 16 KiB']
             : [400, 'BadRequest', `malformed HTTP request (${err.code ?? 'parse error'})`];
-      logger.warn({ remote: (socket as unknown as { remoteAddress?: string }).remoteAddress, code: err.code, status }, 'malformed HTTP request refused');
+      log.warn(err.code ?? 'HTTP_PARSE_ERROR', { remote: (socket as unknown as { remoteAddress?: string }).remoteAddress, code: err.code, status }, 'malformed HTTP request refused');
       writeRawProblem(socket, new ProblemError(status, reason, detail));
     },
   };
@@ -40,19 +42,19 @@ export function malformedHttpOptions(logger: Logger) {
  * connection silently) and an `Expect` other than 100-continue (Node would answer a
  * bare 417). Both get problem+json like everything else.
  */
-export function answerOutsideFastify(app: FastifyInstance, known: KnownPaths): void {
+export function answerOutsideFastify(app: FastifyInstance, known: KnownPaths, log: RateLimitedLog): void {
   app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     const path = (req.url ?? '').split('?')[0];
     const allow = known.allowFor(path);
     const problem = allow
       ? new ProblemError(405, 'MethodNotAllowed', `CONNECT is not allowed on ${path}; allowed: ${allow}`, { headers: { allow } })
       : new ProblemError(405, 'MethodNotAllowed', 'CONNECT is not supported: this is not a forward proxy');
-    app.log.warn({ method: 'CONNECT', path, status: 405 }, 'request refused');
+    log.warn('CONNECT', { method: 'CONNECT', path, status: 405, reason: 'MethodNotAllowed' }, 'request refused');
     writeRawProblem(socket, problem);
   });
   app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     const problem = new ProblemError(417, 'ExpectationFailed', `Expect: ${String(req.headers.expect)} is not supported; only 100-continue is`);
-    app.log.warn({ method: req.method, path: (req.url ?? '').split('?')[0], status: 417 }, 'request refused');
+    log.warn('EXPECT', { method: req.method, path: (req.url ?? '').split('?')[0], status: 417, reason: 'ExpectationFailed' }, 'request refused');
     const body = JSON.stringify(problem.toBody());
     res.writeHead(417, { 'content-type': PROBLEM_CONTENT_TYPE, 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
   });

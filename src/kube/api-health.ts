@@ -5,7 +5,13 @@ import type { Logger } from 'pino';
 export const API_HEALTH_TIMEOUT_MS = 2_000;
 
 /** Result of asking the API server whether it is ready. */
-export type ApiHealth = { ok: true } | { ok: false; message: string };
+export type ApiHealth = { ok: true } | {
+  ok: false;
+  /** Safe for any authenticated client: names no upstream path or identity. */
+  message: string;
+  /** What the message withholds (upstream status and body, error code): for the request's log line only. */
+  cause?: string;
+};
 
 /** Something that can tell whether the API server is healthy. */
 export type ApiHealthCheck = () => Promise<ApiHealth>;
@@ -20,22 +26,23 @@ export function apiServerReadyz(client: KubeClient, timeoutMs = API_HEALTH_TIMEO
     try {
       const { status, body } = await client.getText('/readyz', timeoutMs);
       if (status === 200) return { ok: true };
-      if (status === 401) return { ok: false, message: "API server rejects the proxy's credentials (HTTP 401 Unauthorized)" };
+      const cause = `GET /readyz: HTTP ${status}${body ? `: ${body.slice(0, 300)}` : ''}`;
+      if (status === 401) return { ok: false, message: "API server rejects the proxy's credentials (HTTP 401 Unauthorized)", cause };
       if (status === 403) {
         // The body names the proxy's identity: log it, do not hand it to clients.
         logger?.warn({ status, body: body.slice(0, 300) }, 'API server refused the proxy on /readyz');
-        return { ok: false, message: `API server refused the proxy's credentials (HTTP ${status})` };
+        return { ok: false, message: `API server refused the proxy's credentials (HTTP ${status})`, cause };
       }
       // Failed check names ("[-]etcd failed: reason withheld") are safe and useful.
       const checks = body.split('\n').map((l) => /^\[-\]([\w/.-]+) failed/.exec(l)?.[1]).filter(Boolean).join(', ');
-      return { ok: false, message: `API server not ready (HTTP ${status})${checks ? `: ${checks}` : ''}` };
+      return { ok: false, message: `API server not ready (HTTP ${status})${checks ? `: ${checks}` : ''}`, cause };
     } catch (err) {
-      logger?.debug({ err: (err as Error).message }, 'API server /readyz failed');
-      if (err instanceof KubeTimeoutError) return { ok: false, message: `API server did not answer within ${timeoutMs / 1000} s` };
+      const cause = (err as Error).message;
+      if (err instanceof KubeTimeoutError) return { ok: false, message: `API server did not answer within ${timeoutMs / 1000} s`, cause };
       if (err instanceof KubeUnreachableError) {
-        return { ok: false, message: `API server unreachable (${(err.cause as NodeJS.ErrnoException | undefined)?.code ?? 'connection failed'})` };
+        return { ok: false, message: `API server unreachable (${(err.cause as NodeJS.ErrnoException | undefined)?.code ?? 'connection failed'})`, cause };
       }
-      return { ok: false, message: 'cannot query the API server; see the proxy log' };
+      return { ok: false, message: 'cannot query the API server; see the proxy log', cause };
     }
   };
 }

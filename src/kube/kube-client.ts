@@ -252,20 +252,23 @@ export class KubeClient {
     const prepared = await this.prepare({});
     const local = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, local.signal]) : local.signal;
-    let stalled = false;
+    // Which bound fired, for the message: no answer at all, or an answered watch gone quiet.
+    let stalled: string | undefined;
     let eventError: unknown;
     let timer: NodeJS.Timeout | undefined;
-    const arm = (ms: number): void => {
+    const arm = (ms: number, message: string): void => {
       clearTimeout(timer);
-      timer = setTimeout(() => { stalled = true; local.abort(); }, ms);
+      timer = setTimeout(() => { stalled = message; local.abort(); }, ms);
     };
-    arm(options.connectTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+    const connectMs = options.connectTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const quiet = `no data for ${options.inactivityMs} ms`;
+    arm(connectMs, `no response headers within ${connectMs} ms`);
     try {
       await new Promise<void>((resolve, reject) => {
         const req = this.open('GET', path, prepared, signal);
         const fail = (err: unknown): void => {
           if (eventError !== undefined) reject(eventError);
-          else if (stalled) reject(new KubeTimeoutError(`watch ${path}: no data for ${options.inactivityMs} ms`));
+          else if (stalled) reject(new KubeTimeoutError(`watch ${path}: ${stalled}`));
           else reject(translateError(err as Error, undefined, `watch ${path}`, 0));
         };
         req.on('error', fail);
@@ -279,9 +282,9 @@ export class KubeClient {
             res.on('error', fail);
             return;
           }
-          arm(options.inactivityMs);
+          arm(options.inactivityMs, quiet);
           options.onOpen?.();
-          res.on('data', () => arm(options.inactivityMs));
+          res.on('data', () => arm(options.inactivityMs, quiet));
           res.on('error', fail);
           const lines = createInterface({ input: res, crlfDelay: Infinity });
           // readline re-emits a stream error on the interface; unhandled, it would kill the process.

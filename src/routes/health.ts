@@ -40,9 +40,11 @@ export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, 
   const paths = ['/livez', '/readyz'];
   if (opts.apiHealth) {
     const check = opts.apiHealth;
-    app.get('/healthz', { schema: healthSchema }, async (_req, reply) => {
+    app.get('/healthz', { schema: healthSchema }, async (req, reply) => {
       const h = await check();
       if (h.ok) return { status: 'ok' as const };
+      // The request's log line (at warn, as a 5xx) carries what the answer withholds.
+      req.logFields.cause = h.cause ?? h.message;
       return reply.code(503).header('retry-after', '2').send({ status: 'error' as const, message: h.message });
     });
     paths.push('/healthz');

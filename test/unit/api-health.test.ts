@@ -31,13 +31,16 @@ describe('apiServerReadyz (GET /healthz upstream check)', () => {
     await server.close();
     server = undefined;
     const h = await apiServerReadyz(client, 500)();
-    assert.deepEqual(h, { ok: false, message: 'API server unreachable (ECONNREFUSED)' });
+    assert.equal(h.ok, false);
+    assert.equal(!h.ok && h.message, 'API server unreachable (ECONNREFUSED)');
+    assert.match(!h.ok && h.cause || '', /GET \/readyz: ECONNREFUSED/, 'the cause, for the log line only');
   });
 
   it('reports a silent server as a timeout', async () => {
     server = await fakeApiServer(() => undefined); // never answers
     const h = await apiServerReadyz(await server.client(), 300)();
-    assert.deepEqual(h, { ok: false, message: 'API server did not answer within 0.3 s' });
+    assert.equal(!h.ok && h.message, 'API server did not answer within 0.3 s');
+    assert.match(!h.ok && h.cause || '', /no answer within 300 ms/);
   });
 });
 

@@ -148,6 +148,19 @@ describe('Reflector (list/watch cache)', () => {
     assert.match(reflector.status().lastError, /no data for 200 ms/);
   });
 
+  it('names the bound that fired when a watch gets no response headers at all (a stalled connect), not the inactivity bound', async () => {
+    server = await fakeApiServer((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      if (!u.searchParams.get('watch')) return json(res, 200, { metadata: { resourceVersion: '1' }, items: [] });
+      // never answers the watch
+    });
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { clock: recordingClock(), inactivityMs: 60_000, requestTimeoutMs: 200 });
+    reflector.start();
+    await waitFor('a failed watch', () => /watch/.test(reflector!.status().lastError ?? ''), 3_000);
+    assert.match(reflector.status().lastError, /no response headers within 200 ms/);
+    assert.doesNotMatch(reflector.status().lastError, /no data for/);
+  });
+
   it('survives a watch connection reset mid-stream (regression: readline re-emitted the error and killed the process)', async () => {
     server = await fakeApiServer((req, res) => {
       const u = new URL(req.url!, 'http://x');
