@@ -6,6 +6,7 @@ import type { Cluster, KubeConfig } from '@kubernetes/client-node';
 import { HttpProxyAgent, HttpsProxyAgent } from 'hpagent';
 import { SocksProxyAgent, type SocksProxyAgentOptions } from 'socks-proxy-agent';
 import { VERSION } from '../version.js';
+import { NOOP_UPSTREAM_RECORDER, timedCall, type UpstreamRecorder } from './kube-metrics.js';
 import type { Impersonation } from './kubeconfig.js';
 
 /** Default bound on one non-watch request to the API server. */
@@ -104,6 +105,7 @@ export class KubeClient {
   private readonly kc: KubeConfig;
   private readonly cluster: Cluster;
   private readonly impersonate?: Impersonation;
+  private upstream: UpstreamRecorder = NOOP_UPSTREAM_RECORDER;
 
   private constructor(kc: KubeConfig, cluster: Cluster, material: TlsMaterial, impersonate?: Impersonation) {
     this.kc = kc;
@@ -119,14 +121,17 @@ export class KubeClient {
    * `proxy-url` when set (HTTP CONNECT over http or https via hpagent, SOCKS5 via
    * socks-proxy-agent, as kubectl), with the cluster's CA, `tls-server-name` and
    * `insecure-skip-tls-verify`, the user's client certificate, and `impersonate`.
+   * `upstream` records every call (verb, status, duration).
    * @throws Error when the cluster has no server or its CA/cert files cannot be read.
    */
-  static async create(kc: KubeConfig, options: { impersonate?: Impersonation } = {}): Promise<KubeClient> {
+  static async create(kc: KubeConfig, options: { impersonate?: Impersonation; upstream?: UpstreamRecorder } = {}): Promise<KubeClient> {
     const cluster = kc.getCurrentCluster();
     if (!cluster?.server) throw new Error('kubeconfig: current context has no cluster server');
     const opts: https.RequestOptions = { headers: {} };
     await kc.applyToHTTPSOptions(opts);
-    return new KubeClient(kc, cluster, tlsMaterial(opts), options.impersonate);
+    const client = new KubeClient(kc, cluster, tlsMaterial(opts), options.impersonate);
+    if (options.upstream) client.upstream = options.upstream;
+    return client;
   }
 
   /** Releases pooled sockets. */
@@ -190,7 +195,7 @@ export class KubeClient {
     const timeout = AbortSignal.timeout(o.timeoutMs);
     const signal = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
     const what = `${method} ${path}`;
-    return new Promise((resolve, reject) => {
+    return timedCall(this.upstream, method, new Promise((resolve, reject) => {
       const req = this.open(method, path, o.prepared, signal);
       req.on('error', (err) => reject(translateError(err, timeout, what, o.timeoutMs)));
       req.on('response', (res) => {
@@ -208,7 +213,7 @@ export class KubeClient {
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
       });
       req.end(o.payload);
-    });
+    }));
   }
 
   /**
@@ -266,7 +271,10 @@ export class KubeClient {
     try {
       await new Promise<void>((resolve, reject) => {
         const req = this.open('GET', path, prepared, signal);
+        let answered = false;
         const fail = (err: unknown): void => {
+          if (!answered) this.upstream.request('WATCH', 'error');
+          answered = true;
           if (eventError !== undefined) reject(eventError);
           else if (stalled) reject(new KubeTimeoutError(`watch ${path}: ${stalled}`));
           else reject(translateError(err as Error, undefined, `watch ${path}`, 0));
@@ -274,6 +282,8 @@ export class KubeClient {
         req.on('error', fail);
         req.on('response', (res) => {
           const status = res.statusCode ?? 0;
+          answered = true;
+          this.upstream.request('WATCH', String(status));
           if (status < 200 || status >= 300) {
             let text = '';
             res.setEncoding('utf8');

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { KubeStatusError, type KubeClient, type WatchEvent } from './kube-client.js';
 import { ObjectStore, type CacheReader, type CachedObject } from './object-store.js';
+import { NOOP_REFLECTOR_RECORDER, type ReflectorRecorder } from './kube-metrics.js';
 
 /**
  * Backoff between failed list/watch attempts, after client-go's reflector
@@ -51,6 +52,8 @@ export interface ReflectorOptions {
   requestTimeoutMs?: number;
   clock?: ReflectorClock;
   logger?: Logger;
+  /** Receives list pages, relists, watch starts, events and backoffs (metrics). */
+  recorder?: ReflectorRecorder;
 }
 
 /** A reflector's health, for `/readyz`, logs and tests. */
@@ -130,6 +133,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
       pageSize: options.pageSize ?? DEFAULT_PAGE_SIZE,
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
       clock: options.clock ?? realClock,
+      recorder: options.recorder ?? NOOP_REFLECTOR_RECORDER,
       logger: options.logger,
     };
   }
@@ -199,7 +203,9 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
         continue;
       }
       this.failures++;
-      await clock.sleep(backoffDelayMs(this.opts.backoff, this.failures, clock.random), signal);
+      const delayMs = backoffDelayMs(this.opts.backoff, this.failures, clock.random);
+      this.opts.recorder.backoff(this.spec.name, delayMs / 1000);
+      await clock.sleep(delayMs, signal);
     }
   }
 
@@ -211,6 +217,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
       const q = new URLSearchParams({ limit: String(this.opts.pageSize) });
       if (cont) q.set('continue', cont);
       const page = await this.client.request<ListPage>('GET', `${this.spec.path}?${q}`, { timeoutMs: this.opts.requestTimeoutMs, signal });
+      this.opts.recorder.listPage(this.spec.name);
       for (const raw of page.items ?? []) items.push(this.spec.transform(raw));
       cont = page.metadata?.continue ?? '';
       rv = page.metadata?.resourceVersion ?? '';
@@ -218,6 +225,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
     this.store.replace(items);
     this.rv = rv;
     this.relists++;
+    this.opts.recorder.relisted(this.spec.name, this.synced ? 'expired' : 'initial');
     this.lastContactMs = this.opts.clock.now();
     this.lastErrorStatus = 0;
     this.opts.logger?.info({ resource: this.spec.name, objects: items.length, resourceVersion: rv }, 'listed');
@@ -237,13 +245,14 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
       signal,
       inactivityMs: this.opts.inactivityMs,
       connectTimeoutMs: this.opts.requestTimeoutMs,
-      onOpen: () => { this.watching = true; this.lastErrorStatus = 0; this.lastContactMs = this.opts.clock.now(); },
+      onOpen: () => { this.watching = true; this.lastErrorStatus = 0; this.lastContactMs = this.opts.clock.now(); this.opts.recorder.watchStarted(this.spec.name); },
       onEvent: (ev) => this.apply(ev),
     });
   }
 
   private apply(ev: WatchEvent): void {
     this.lastContactMs = this.opts.clock.now();
+    this.opts.recorder.event(this.spec.name, ev.type);
     // Only real progress resets the backoff; an ERROR event is a failure, or a server
     // answering every watch with 410 would drive a tight relist loop.
     if (ev.type !== 'ERROR' && this.failures > 0) this.failures = 0;

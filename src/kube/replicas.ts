@@ -4,6 +4,7 @@ import { specReplicas, type CachedDeployment } from './deployments.js';
 import { ProblemError, conflict, notFound, unavailable } from '../errors.js';
 import type { AccessCheck } from './api-health.js';
 import type { Logger } from 'pino';
+import { NOOP_WRITE_RECORDER, writeOutcomeOf, type WriteRecorder } from './kube-metrics.js';
 
 /** The RFD's replicas shape: `{"deployment":"foo","namespace":"default","replicas":3}`. */
 export interface ReplicasView {
@@ -117,6 +118,8 @@ export interface ReplicaServiceOptions {
    * a refusal of the client's change by admission (403 with the API server's message).
    */
   access?: Pick<AccessCheck, 'allowed' | 'invalidate' | 'last'>;
+  /** Receives conflict retries and write outcomes (metrics). */
+  recorder?: WriteRecorder;
 }
 
 /**
@@ -132,6 +135,7 @@ export class KubeReplicaService implements ReplicaService {
   private readonly logger?: Logger;
   private readonly now: () => number;
   private readonly access?: ReplicaServiceOptions['access'];
+  private readonly recorder: WriteRecorder;
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly queued = new Map<string, number>();
   private readonly maxQueued: number;
@@ -147,6 +151,7 @@ export class KubeReplicaService implements ReplicaService {
     this.now = options.now ?? Date.now;
     this.maxQueued = options.maxQueuedWrites ?? MAX_QUEUED_WRITES;
     this.access = options.access;
+    this.recorder = options.recorder ?? NOOP_WRITE_RECORDER;
   }
 
   get(namespace: string, name: string): ReplicasView {
@@ -163,6 +168,7 @@ export class KubeReplicaService implements ReplicaService {
     const key = `${namespace}/${name}`;
     const inLine = this.queued.get(key) ?? 0;
     if (inLine >= this.maxQueued) {
+      this.recorder.write('queue_full');
       throw new ProblemError(429, 'TooManyRequests', `${this.maxQueued} writes to deployment "${name}" in namespace "${namespace}" are already in line; retry shortly`, { headers: { 'retry-after': '1' } });
     }
     this.queued.set(key, inLine + 1);
@@ -174,6 +180,9 @@ export class KubeReplicaService implements ReplicaService {
     this.queues.set(key, run);
     try {
       return await run;
+    } catch (err) {
+      this.recorder.write(writeOutcomeOf((err as ProblemError).status ?? 500));
+      throw err;
     } finally {
       if (this.queues.get(key) === run) this.queues.delete(key);
       const left = (this.queued.get(key) ?? 1) - 1;
@@ -217,6 +226,7 @@ export class KubeReplicaService implements ReplicaService {
           verb = 'update';
           committed = await this.client.request<Scale>('PUT', `${path}?fieldManager=${FIELD_MANAGER}`, { body, timeoutMs: budget(), signal });
         }
+        this.recorder.write(committed === current ? 'unchanged' : 'updated');
         const value = committed.spec?.replicas ?? 0;
         this.overlay.record(namespace, name, value, committed.metadata.resourceVersion);
         return { deployment: name, namespace, replicas: value };
@@ -227,6 +237,7 @@ export class KubeReplicaService implements ReplicaService {
           if (attempt >= this.retry.steps) {
             throw conflict(`${what} kept changing: gave up after ${attempt} conflicting attempts; retry the request`);
           }
+          this.recorder.conflictRetried();
           await this.sleep(Math.round(delay * this.random()) + 1);
           delay = Math.min(this.retry.maxMs, delay * this.retry.factor);
           continue;
