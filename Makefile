@@ -49,6 +49,10 @@ run: build generate-certs ## Run the proxy against KUBECONFIG or ~/.kube/config 
 demo: build generate-certs cluster-up ## Local control plane + sample Deployments + the proxy on https://localhost:8443.
 	hack/demo.sh
 
+.PHONY: openapi
+openapi: install ## Regenerate openapi.json from the route schemas (commit the result).
+	npx tsx scripts/openapi.ts
+
 .PHONY: typecheck
 typecheck: install ## TypeScript type check.
 	npx tsc --noEmit

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: a control plane of its own in .cluster-bench/, the read benchmark, then cleanup.
+# `make bench`: a control plane of its own in .cluster-bench/, the read and metrics-cost benchmarks, then cleanup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PATH="$(hack/node.sh):$PATH"   # the pinned Node.js LTS, also when run directly
@@ -8,3 +8,4 @@ trap 'hack/control-plane/cluster.sh down >/dev/null 2>&1 || true' EXIT
 hack/control-plane/cluster.sh up >/dev/null
 npx tsx bench/reads.ts
 npx tsx bench/hardening.ts   # issue 8: per-request checks on vs off, same run
+npx tsx bench/metrics.ts    # issue 12: metrics on vs --metrics=false, same run

@@ -39,6 +39,8 @@ export interface Config {
   maxConnectionAgeSeconds: number;
   /** Per client; rps 0 switches the limit off. */
   rateLimits: { read: { rps: number; burst: number }; write: { rps: number; burst: number } };
+  /** Serve `/metrics` and record metrics (`--metrics=false` turns both off, e.g. to measure their cost). */
+  metrics: boolean;
 }
 
 /** One command-line flag: its environment twin, default and help line. */
@@ -59,7 +61,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'tls-cert', env: 'K8S_API_PROXY_TLS_CERT', value: 'PATH', default: 'certs/server.crt', help: 'server certificate (PEM, may include intermediates)' },
   { flag: 'tls-key', env: 'K8S_API_PROXY_TLS_KEY', value: 'PATH', default: 'certs/server.key', help: 'server private key (PEM)' },
   { flag: 'client-ca', env: 'K8S_API_PROXY_CLIENT_CA', value: 'PATH', default: 'certs/ca.crt', help: 'CA bundle that client certificates must chain to (PEM)' },
-  { flag: 'health-listen', env: 'K8S_API_PROXY_HEALTH_LISTEN', value: 'HOST:PORT', default: '0.0.0.0:8081', help: 'plain-HTTP address serving only /livez and /readyz, for kubelet probes' },
+  { flag: 'health-listen', env: 'K8S_API_PROXY_HEALTH_LISTEN', value: 'HOST:PORT', default: '0.0.0.0:8081', help: 'plain-HTTP address serving only /livez, /readyz and /metrics, for kubelet probes and Prometheus' },
   { flag: 'log-level', env: 'K8S_API_PROXY_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'one of fatal, error, warn, info, debug, trace, silent' },
   { flag: 'request-timeout-seconds', env: 'K8S_API_PROXY_REQUEST_TIMEOUT_SECONDS', value: 'N', default: '30', help: 'a client must send its whole request (headers and body) within N seconds, else 408' },
   { flag: 'tls-handshake-timeout-seconds', env: 'K8S_API_PROXY_TLS_HANDSHAKE_TIMEOUT_SECONDS', value: 'N', default: '10', help: 'a connection that has not finished its TLS handshake within N seconds is closed' },
@@ -72,6 +74,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'rate-limit-write-burst', env: 'K8S_API_PROXY_RATE_LIMIT_WRITE_BURST', value: 'N', default: '20', help: 'writes a client may send at once' },
   { flag: 'shutdown-delay-seconds', env: 'K8S_API_PROXY_SHUTDOWN_DELAY_SECONDS', value: 'N', default: '0', help: 'after SIGTERM, fail /readyz for N seconds before closing listeners (lets endpoints drop the pod)' },
   { flag: 'shutdown-timeout-seconds', env: 'K8S_API_PROXY_SHUTDOWN_TIMEOUT_SECONDS', value: 'N', default: '20', help: 'bound on waiting for in-flight requests after SIGTERM' },
+  { flag: 'metrics', env: 'K8S_API_PROXY_METRICS', value: 'BOOL', default: 'true', help: 'record Prometheus metrics and serve them at /metrics on --health-listen; false turns both off' },
 ];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -134,6 +137,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
   const shutdownTimeoutSeconds = parseSeconds('--shutdown-timeout-seconds', get('shutdown-timeout-seconds')!, errors);
   const shutdownDelaySeconds = parseSeconds('--shutdown-delay-seconds', get('shutdown-delay-seconds')!, errors);
   const requestTimeoutSeconds = parseSeconds('--request-timeout-seconds', get('request-timeout-seconds')!, errors);
+  const metricsValue = get('metrics')!;
+  if (metricsValue !== 'true' && metricsValue !== 'false') errors.push(`--metrics: "${metricsValue}" is not true or false`);
   if (requestTimeoutSeconds === 0 && errors.every((e) => !e.startsWith('--request-timeout-seconds'))) errors.push('--request-timeout-seconds: must be above 0');
   const tlsHandshakeTimeoutSeconds = parseSeconds('--tls-handshake-timeout-seconds', get('tls-handshake-timeout-seconds')!, errors);
   if (tlsHandshakeTimeoutSeconds === 0 && errors.every((e) => !e.startsWith('--tls-handshake-timeout-seconds'))) errors.push('--tls-handshake-timeout-seconds: must be above 0');
@@ -168,6 +173,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
       kubeconfig, context, serviceAccountDir, kube, listen, healthListen, tlsCertFile, tlsKeyFile, clientCaFile,
       tlsCert, tlsKey, clientCa, logLevel, shutdownTimeoutSeconds, shutdownDelaySeconds, requestTimeoutSeconds,
       tlsHandshakeTimeoutSeconds, maxConnections, maxConnectionsPerIp, maxConnectionAgeSeconds, rateLimits,
+      metrics: metricsValue === 'true',
     },
   };
 }

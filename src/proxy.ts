@@ -12,6 +12,9 @@ import { watchServerCertificate } from './tls/reload.js';
 import { serverTlsOptions } from './tls/server-tls.js';
 import { TrustedCas } from './tls/trust.js';
 import { RefusalLog } from './tls/refusal-log.js';
+import { createMetrics, disabledMetrics } from './metrics/registry.js';
+import { VERSION } from './version.js';
+import { recordRefusal } from './tls/handshake-metrics.js';
 
 /** A watch may be disconnected this long (reconnecting) before `/readyz` reports the cache stale. */
 export const STALE_AFTER_MS = 60_000;
@@ -74,17 +77,20 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const loaded = config.kube;
   logger.info({ source: loaded.source, server: loaded.server }, 'cluster access configured');
   for (const w of loaded.warnings) logger.warn(w);
-  const client = await KubeClient.create(loaded.kc, { impersonate: loaded.impersonate });
-  const deployments = new Reflector(client, DEPLOYMENTS, { logger, ...reflectorOptions });
+  // The one registry of the process; each layer gets only its recorders (ARCHITECTURE.md).
+  const metrics = config.metrics ? createMetrics({ version: VERSION, nodeVersion: process.version }) : disabledMetrics();
+  const client = await KubeClient.create(loaded.kc, { impersonate: loaded.impersonate, upstream: metrics.upstream });
+  const deployments = new Reflector(client, DEPLOYMENTS, { logger, recorder: metrics.reflector, ...reflectorOptions });
+  metrics.observeCache(deployments);
   const access = new AccessCheck(client, { logger });
   let shuttingDown = false;
   const readiness = cacheReadiness([deployments], () => shuttingDown, undefined, access);
-  const replicas = new KubeReplicaService(client, deployments, { logger, access });
+  const replicas = new KubeReplicaService(client, deployments, { logger, access, recorder: metrics.writes });
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
   const trust = new TrustedCas(config.clientCa);
-  const refusals = new RefusalLog(logger);
+  const refusals = new RefusalLog(logger, { onRefusal: (r) => recordRefusal(metrics.tls, r.code, r.reason) });
   const apiHealth = cachedApiHealth(proxyHealth(apiServerReadyz(client, undefined, logger), access));
-  const api = buildServer({ deployments, replicas, apiHealth, readiness, logger }, {
+  const api = buildServer({ deployments, replicas, apiHealth, readiness, logger, recorders: metrics }, {
     tls, trust, refusals,
     limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 },
     connections: {
@@ -95,7 +101,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
     },
     rateLimits: config.rateLimits,
   });
-  const health = buildHealthServer({ readiness, logger });
+  const health = buildHealthServer({ readiness, logger, metrics: metrics.endpoint });
   // Bind both before reporting, so two unusable addresses are named in one run.
   const bound = await Promise.allSettled([
     listen(api, config.listen, '--listen', 'https'),

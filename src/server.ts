@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { ProblemError, sendProblem } from './errors.js';
@@ -19,6 +19,12 @@ import { BODY_LIMIT_BYTES, toHttpProblem } from './http/error-mapping.js';
 import { registerRateLimits, type RateLimits } from './http/rate-limit.js';
 import { installRequestLog } from './http/request-log.js';
 import { RateLimitedLog } from './log/rate-limited-log.js';
+import { NOOP_HTTP_RECORDER, NOOP_TLS_RECORDER, type HttpRecorder, type MetricsEndpoint, type TlsRecorder } from './metrics/recorders.js';
+import { instrumentRequests, observeRequest } from './http/request-metrics.js';
+import { REQUEST_ID_HEADER, echoRequestId, requestIdOf } from './http/request-id.js';
+import { observeHandshakes, recordRefusal } from './tls/handshake-metrics.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { registerOpenApi } from './routes/openapi.js';
 
 export { BODY_LIMIT_BYTES } from './http/error-mapping.js';
 
@@ -29,6 +35,10 @@ export interface ServerDeps {
   apiHealth: ApiHealthCheck;
   readiness: Readiness;
   logger: Logger;
+  /** Request and TLS metrics (no-ops when omitted). */
+  recorders?: { http: HttpRecorder; tls: TlsRecorder };
+  /** Served at `/metrics` on the probe listener; omitted (`--metrics=false`), there is no `/metrics`. */
+  metrics?: MetricsEndpoint;
 }
 
 /**
@@ -72,8 +82,9 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
   const limits = options.limits ?? DEFAULT_HTTP_LIMITS;
   const connections = options.connections ?? DEFAULT_CONNECTION_LIMITS;
   const malformed = malformedLog(deps.logger);
+  const tlsRecorder = deps.recorders?.tls ?? NOOP_TLS_RECORDER;
   const app = Fastify({
-    ...commonOptions(deps.logger, malformed),
+    ...commonOptions(deps.logger, malformed, deps.recorders?.http),
     bodyLimit: BODY_LIMIT_BYTES,
     requestTimeout: limits.requestTimeoutMs,
     return503OnClosing: true,
@@ -88,13 +99,19 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
   app.decorateRequest('clientFingerprint', '');
   // First hook: every request below, refused by the guard or not, gets its one line.
   installRequestLog(app, deps.logger, malformed);
+  // Also before the guard: requests answered by any later hook (guard, 404/405, rate limits)
+  // are counted and carry their X-Request-Id too.
+  instrumentRequests(app, deps.recorders?.http ?? NOOP_HTTP_RECORDER);
+  echoRequestId(app);
   if (options.tls) {
     const guard = new TlsGuard({
-      refusals: options.refusals ?? new RefusalLog(deps.logger),
+      refusals: options.refusals ?? new RefusalLog(deps.logger, { onRefusal: (r) => recordRefusal(tlsRecorder, r.code, r.reason) }),
       trust: options.trust ?? new TrustedCas(options.tls.ca),
       limits: connections,
     });
     guard.install(app.server as unknown as TlsServer);
+    // Accepted and open connections; refusals reach the metrics through the RefusalLog.
+    observeHandshakes(app.server, tlsRecorder, { refusals: false });
     // Every request: the identity pinned at the handshake, while its certificate holds.
     app.addHook('onRequest', async (req, reply) => {
       const verdict = guard.check(req.raw.socket as TLSSocket);
@@ -114,25 +131,29 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
   if (options.rateLimits) registerRateLimits(app, options.rateLimits);
   const known = new KnownPaths();
   decorate(app, known, malformed);
+  registerOpenApi(app, known);
   app.register(healthRoutes, { apiHealth: deps.apiHealth, readiness: deps.readiness, known });
   app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, known });
   return app;
 }
 
 /**
- * The probe app for `--health-listen`: plain HTTP, only `/livez` and `/readyz`, because
- * kubelet probes present no client certificate (controller-runtime serves probes the same way).
+ * The probe app for `--health-listen`: plain HTTP, only `/livez`, `/readyz` and (unless
+ * metrics are off) `/metrics`, because kubelet probes and Prometheus present no client
+ * certificate (controller-runtime serves probes and metrics the same way).
  */
-export function buildHealthServer(deps: Pick<ServerDeps, 'readiness' | 'logger'>): FastifyInstance {
+export function buildHealthServer(deps: Pick<ServerDeps, 'readiness' | 'logger' | 'metrics'>): FastifyInstance {
   const malformed = malformedLog(deps.logger);
   const app = Fastify({
     ...commonOptions(deps.logger, malformed), requestTimeout: HEALTH_REQUEST_TIMEOUT_MS, return503OnClosing: false, forceCloseConnections: true,
     http: { requestTimeout: HEALTH_REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1_000, requireHostHeader: false },
   });
   installRequestLog(app, deps.logger, malformed, 'debug');
+  echoRequestId(app);
   const known = new KnownPaths();
   decorate(app, known, malformed);
   app.register(healthRoutes, { readiness: deps.readiness, known });
+  if (deps.metrics) app.register(metricsRoutes, { endpoint: deps.metrics, known });
   return app;
 }
 
@@ -141,14 +162,23 @@ function malformedLog(logger: Logger): RateLimitedLog {
   return new RateLimitedLog(logger, 'malformed HTTP requests not logged individually (log rate limit)');
 }
 
-function commonOptions(logger: Logger, malformed: RateLimitedLog) {
+function commonOptions(logger: Logger, malformed: RateLimitedLog, http: HttpRecorder = NOOP_HTTP_RECORDER) {
+  const options = malformedHttpOptions(malformed);
   return {
     loggerInstance: logger as FastifyBaseLogger,
     // We log one line per request ourselves (src/http/request-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
+    // X-Request-Id is validated by requestIdOf (Fastify's requestIdHeader would take any value).
     requestIdHeader: false as const,
+    genReqId: requestIdOf,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, verbose: true } },
-    ...malformedHttpOptions(malformed),
+    ...options,
+    // No hook runs for these (malformed URLs): record the request and echo its id here.
+    frameworkErrors: (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+      observeRequest(http, req, reply);
+      reply.header(REQUEST_ID_HEADER, req.id);
+      options.frameworkErrors(err, req, reply);
+    },
   };
 }
 

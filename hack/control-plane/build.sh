@@ -7,7 +7,7 @@
 #
 # Usage: hack/control-plane/build.sh [COMPONENT...]  build what is missing (all, or only the named:
 #                                                   etcd kube-apiserver kubectl helm kube-score
-#                                                   gateway-api-crds)
+#                                                   promlint gateway-api-crds)
 #        hack/control-plane/build.sh --print        only print where each one is (no build)
 #
 # gateway-api-crds builds nothing: it downloads the sigs.k8s.io/gateway-api module pinned
@@ -29,6 +29,7 @@ HELM_VERSION="$(modver "$HERE/helm" helm.sh/helm/v3)"
 HELM_KUBE_MINOR="$(modver "$HERE/helm" k8s.io/client-go | cut -d. -f2)"
 KUBE_SCORE_VERSION="$(modver "$HERE/kube-score" github.com/zegl/kube-score)"
 GATEWAY_API_VERSION="$(modver "$HERE/gateway-api" sigs.k8s.io/gateway-api)"
+PROMLINT_VERSION="$(modver "$HERE/promlint" github.com/prometheus/client_golang)"
 GATEWAY_API_DIR="$(go env GOMODCACHE)/sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"
 
 path_of() { echo "$CACHE_BIN/$1-$2/$1"; }
@@ -39,11 +40,12 @@ if [ "${1:-}" = "--print" ]; then
   echo "ETCD=$(path_of etcd "$ETCD_VERSION")"
   echo "HELM=$(path_of helm "$HELM_VERSION-kube1.$HELM_KUBE_MINOR")"
   echo "KUBE_SCORE=$(path_of kube-score "$KUBE_SCORE_VERSION")"
+  echo "PROMLINT=$(path_of promlint "$PROMLINT_VERSION")"
   echo "GATEWAY_API_CRDS=$GATEWAY_API_DIR/config/crd/standard"
   exit 0
 fi
 
-WANTED=" ${*:-etcd kube-apiserver kubectl helm kube-score gateway-api-crds} "
+WANTED=" ${*:-etcd kube-apiserver kubectl helm kube-score promlint gateway-api-crds} "
 build() { # build NAME VERSION MODULE_DIR PACKAGE LDFLAGS
   local name="$1" version="$2" dir="$3" pkg="$4" ldflags="$5" out
   case "$WANTED" in *" $name "*) ;; *) return 0 ;; esac
@@ -68,6 +70,7 @@ for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
 done
 build helm "$HELM_VERSION-kube1.$HELM_KUBE_MINOR" "$HERE/helm" helm.sh/helm/v3/cmd/helm "$HELM_LDFLAGS"
 build kube-score "$KUBE_SCORE_VERSION" "$HERE/kube-score" github.com/zegl/kube-score/cmd/kube-score "-s -w -X main.version=$KUBE_SCORE_VERSION"
+build promlint "$PROMLINT_VERSION" "$HERE/promlint" . "-s -w"
 case "$WANTED" in *" gateway-api-crds "*)
   if [ -f "$GATEWAY_API_DIR/config/crd/standard/gateway.networking.k8s.io_tlsroutes.yaml" ]; then
     echo "cached: $GATEWAY_API_DIR/config/crd/standard"

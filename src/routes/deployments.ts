@@ -5,6 +5,7 @@ import type { CacheReader } from '../kube/object-store.js';
 import type { CachedDeployment } from '../kube/deployments.js';
 import type { ReplicaService } from '../kube/replicas.js';
 import type { KnownPaths } from './unrouted.js';
+import { problemResponses } from './problem-schema.js';
 
 /** Kubernetes' limit on `spec.replicas` (int32). */
 export const MAX_REPLICAS = 2_147_483_647;
@@ -21,13 +22,6 @@ export interface DeploymentRouteOptions {
   replicas: ReplicaService;
   known: KnownPaths;
 }
-
-const problemSchema = {
-  type: 'object',
-  properties: {
-    type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' }, reason: { type: 'string' },
-  },
-} as const;
 
 const replicasView = {
   type: 'object',
@@ -49,14 +43,14 @@ const listSchema = {
   querystring: { type: 'object', properties: { namespace: {} } },
   response: {
     200: {
+      description: 'Deployments, sorted by namespace, then name',
       type: 'array',
       items: {
         type: 'object', required: ['name', 'namespace'],
         properties: { name: { type: 'string' }, namespace: { type: 'string' } }, additionalProperties: false,
       },
     },
-    '4xx': problemSchema,
-    '5xx': problemSchema,
+    ...problemResponses(400, 500, 503),
   },
 };
 
@@ -80,7 +74,7 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
   });
 
   app.get<{ Params: ReplicasParams }>('/deployments/:namespace/:deployment/replicas', {
-    schema: { params, response: { 200: replicasView, '4xx': problemSchema, '5xx': problemSchema } },
+    schema: { params, response: { 200: { ...replicasView, description: 'spec.replicas, from the cache' }, ...problemResponses(400, 404, 500, 503) } },
   }, async (req) => opts.replicas.get(req.params.namespace, req.params.deployment));
 
   app.put<{ Params: ReplicasParams; Body: { replicas: number } }>('/deployments/:namespace/:deployment/replicas', {
@@ -92,7 +86,7 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
         properties: { replicas: { type: 'integer', minimum: 0, maximum: MAX_REPLICAS } },
         additionalProperties: false,
       },
-      response: { 200: replicasView, '4xx': problemSchema, '5xx': problemSchema },
+      response: { 200: { ...replicasView, description: 'the committed spec.replicas' }, ...problemResponses(400, 403, 404, 408, 409, 413, 415, 422, 500, 502, 503, 504) },
     },
     // No body at all (and so no Content-Type) is a malformed request, not an invalid object.
     preValidation: async (req) => {

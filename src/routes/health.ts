@@ -20,7 +20,8 @@ const healthBody = {
   properties: { status: { type: 'string', enum: ['ok', 'error'] }, message: { type: 'string' } },
   additionalProperties: false,
 } as const;
-const healthSchema = { response: { 200: healthBody, 503: healthBody } };
+const healthSchema = { response: { 200: { ...healthBody, description: 'ok' }, 503: { ...healthBody, description: 'not ok (or shutting down), with a message and Retry-After' } } };
+const livezSchema = { response: { 200: healthSchema.response[200] } };
 
 /**
  * `/livez` (the process runs: never depends on the API server, so a control-plane blip
@@ -29,7 +30,7 @@ const healthSchema = { response: { 200: healthBody, 503: healthBody } };
  * `{"status":"error","message":…}` rather than problem+json, whose `status` member is a number.
  */
 export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, opts) => {
-  app.get('/livez', { schema: healthSchema }, async () => ({ status: 'ok' as const }));
+  app.get('/livez', { schema: livezSchema }, async () => ({ status: 'ok' as const }));
 
   app.get('/readyz', { schema: healthSchema }, async (_req, reply) => {
     const r = opts.readiness.check();

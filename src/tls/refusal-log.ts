@@ -14,8 +14,11 @@ export interface Refusal {
   fingerprint256?: string;
 }
 
-/** Log rate of {@link RefusalLog}: at most `maxLines` individual lines per `windowMs`. */
-export type RefusalLogOptions = RateLimitedLogOptions;
+/** Log rate of {@link RefusalLog} (at most `maxLines` individual lines per `windowMs`), and who else hears of each refusal. */
+export type RefusalLogOptions = RateLimitedLogOptions & {
+  /** Told of every refusal, logged or suppressed (metrics: `recordRefusal`). */
+  onRefusal?: (r: Refusal) => void;
+};
 
 /** 20 lines per 10 s: enough to see who is refused, too few for a flood to fill the disk. */
 export const DEFAULT_REFUSAL_LOG = DEFAULT_LOG_RATE;
@@ -36,13 +39,16 @@ export function escapeInvisible(s: string): string {
  */
 export class RefusalLog {
   private readonly log: RateLimitedLog;
+  private readonly onRefusal?: (r: Refusal) => void;
 
   constructor(logger: Logger, options: RefusalLogOptions = {}) {
     this.log = new RateLimitedLog(logger, 'TLS client refusals not logged individually (log rate limit)', options);
+    this.onRefusal = options.onRefusal;
   }
 
   /** Records one refusal: logs it, or counts it for the window's summary line. */
   record(r: Refusal): void {
+    this.onRefusal?.(r);
     this.log.warn(r.code, { ...r, ...(r.subject ? { subject: escapeInvisible(r.subject) } : {}) }, 'TLS client refused');
   }
 

@@ -1,0 +1,43 @@
+/**
+ * Writes the committed `openapi.json` from the route schemas (`make openapi`), or with
+ * `--check` exits 1 when the committed file differs. The document is what
+ * `GET /openapi.json` serves; test/unit/openapi.test.ts fails when the two differ.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { buildServer } from '../src/server.js';
+
+/** Where the committed document lives. */
+export const OPENAPI_FILE = join(import.meta.dirname, '..', 'openapi.json');
+
+/** The OpenAPI document of the API app, as `GET /openapi.json` answers it, serialized stably (2-space JSON, final newline). */
+export async function generateOpenApi(): Promise<string> {
+  const app = buildServer({
+    deployments: { get: () => undefined, list: () => [], hasSynced: () => true },
+    replicas: { get: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
+    apiHealth: async () => ({ ok: true }),
+    readiness: { check: () => ({ ready: true }) },
+    logger: pino({ level: 'silent' }),
+  });
+  try {
+    const res = await app.inject('/openapi.json');
+    if (res.statusCode !== 200) throw new Error(`GET /openapi.json answered ${res.statusCode}`);
+    return `${JSON.stringify(res.json(), null, 2)}\n`;
+  } finally {
+    await app.close();
+  }
+}
+
+if (process.argv[1] && import.meta.filename === process.argv[1]) {
+  const doc = await generateOpenApi();
+  if (process.argv.includes('--check')) {
+    if (readFileSync(OPENAPI_FILE, 'utf8') !== doc) {
+      console.error('openapi.json is out of date: run make openapi');
+      process.exit(1);
+    }
+  } else {
+    writeFileSync(OPENAPI_FILE, doc);
+    console.log(`wrote ${OPENAPI_FILE}`);
+  }
+}

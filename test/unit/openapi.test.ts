@@ -1,0 +1,145 @@
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { OPENAPI_FILE, generateOpenApi } from '../../scripts/openapi.js';
+import { buildServer } from '../../src/server.js';
+import { ProblemError, notFound, unavailable } from '../../src/errors.js';
+import type { CachedDeployment } from '../../src/kube/deployments.js';
+import { serverTlsOptions } from '../../src/tls/server-tls.js';
+import { TrustedCas } from '../../src/tls/trust.js';
+import { makeCertFixture } from '../helpers/certs.js';
+
+interface Operation { responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> }
+type Doc = { openapi: string; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
+
+/** An API app whose cache and service answer as told, to drive every status a route can give. */
+function app(o: { synced?: boolean; listThrows?: boolean; get?: () => never; set?: () => Promise<never> } = {}, options: Parameters<typeof buildServer>[1] = {}): FastifyInstance {
+  const item = { metadata: { name: 'web', namespace: 'ns' }, spec: { replicas: 1 } } as CachedDeployment;
+  return buildServer({
+    deployments: {
+      get: () => item, hasSynced: () => o.synced ?? true,
+      list: () => { if (o.listThrows) throw new TypeError('bug'); return [item]; },
+    },
+    replicas: {
+      get: o.get ?? ((namespace, deployment) => ({ namespace, deployment, replicas: 1 })),
+      set: o.set ?? (async (namespace, deployment, replicas) => ({ namespace, deployment, replicas })),
+    },
+    apiHealth: async () => ({ ok: false, message: 'down' }),
+    readiness: { check: () => ({ ready: false, message: 'not yet' }) },
+    logger: pino({ level: 'silent' }),
+  }, options);
+}
+
+const fail = (status: number) => async (): Promise<never> => { throw new ProblemError(status, 'X' as never, 'x'); };
+const put = (payload: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }): InjectOptions =>
+  ({ method: 'PUT', url: '/deployments/ns/web/replicas', payload: typeof payload === 'string' ? payload : JSON.stringify(payload), headers });
+
+/** [OpenAPI path, method, app, request] for every status each route answers. */
+const SCENARIOS: Array<[string, string, () => FastifyInstance, InjectOptions]> = [
+  ['/deployments', 'get', () => app(), { url: '/deployments' }],
+  ['/deployments', 'get', () => app(), { url: '/deployments?namespace=NOPE' }],
+  ['/deployments', 'get', () => app({ listThrows: true }), { url: '/deployments' }],
+  ['/deployments', 'get', () => app({ synced: false }), { url: '/deployments' }],
+  ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app(), { url: '/deployments/ns/web/replicas' }],
+  ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app(), { url: '/deployments/NS/web/replicas' }],
+  ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app({ get: () => { throw notFound('x'); } }), { url: '/deployments/ns/web/replicas' }],
+  ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app({ get: () => { throw new TypeError('bug'); } }), { url: '/deployments/ns/web/replicas' }],
+  ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app({ get: () => { throw unavailable('x', 1); } }), { url: '/deployments/ns/web/replicas' }],
+  ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app(), put({ replicas: 2 })],
+  ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app(), put('{not json')],
+  ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app(), put({ replicas: 2 }, { 'content-type': 'text/plain' })],
+  ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app(), put('x'.repeat(2000))],
+  ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app(), put({ replicas: -1 })],
+  ...[403, 404, 408, 409, 500, 502, 503, 504].map((s) => ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app({ set: fail(s) }), put({ replicas: 2 })] as [string, string, () => FastifyInstance, InjectOptions]),
+  ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app({ set: async () => { throw new TypeError('bug'); } }), put({ replicas: 2 })],
+  ['/livez', 'get', () => app(), { url: '/livez' }],
+  ['/readyz', 'get', () => app(), { url: '/readyz' }],
+  ['/readyz', 'get', () => buildServer({ ...depsReady() }), { url: '/readyz' }],
+  ['/healthz', 'get', () => app(), { url: '/healthz' }],
+  ['/healthz', 'get', () => buildServer({ ...depsReady() }), { url: '/healthz' }],
+  ['/openapi.json', 'get', () => app(), { url: '/openapi.json' }],
+];
+
+function depsReady(): Parameters<typeof buildServer>[0] {
+  return {
+    deployments: { get: () => undefined, list: () => [], hasSynced: () => true },
+    replicas: { get: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
+    apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) }, logger: pino({ level: 'silent' }),
+  };
+}
+
+describe('openapi.json', () => {
+  let committed: Doc;
+  before(() => { committed = JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')) as Doc; });
+
+  it('is what the routes generate (run `make openapi` after changing a route schema)', async () => {
+    assert.equal(readFileSync(OPENAPI_FILE, 'utf8'), await generateOpenApi());
+  });
+
+  it('is a valid OpenAPI 3.1 document', async () => {
+    assert.equal(committed.openapi, '3.1.0');
+    const result = await new Validator().validate(structuredClone(committed) as never);
+    assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2));
+  });
+
+  it('documents every status each route answers, errors as application/problem+json Problem, and no status it never answers', async () => {
+    const seen = new Map<string, Set<string>>();
+    const answers: Array<[string, string, { statusCode: number; headers: Record<string, unknown> }]> = [];
+    for (const [path, method, make, req] of SCENARIOS) answers.push([path, method, await make().inject(req)]);
+    // Every route, once per operation: over its rate limit (429), and on a connection whose CA was removed since (401).
+    const ops = [...new Map(SCENARIOS.map(([path, method, , req]) => [`${method} ${path}`, [path, method, req] as const])).values()];
+    for (const [path, method, req] of ops) {
+      const limited = app({}, { rateLimits: { read: { rps: 0.001, burst: 1 }, write: { rps: 0.001, burst: 1 } } });
+      await limited.inject(req);
+      answers.push([path, method, await limited.inject(req)]);
+    }
+    const certs = await makeCertFixture();
+    const trust = new TrustedCas(certs.ca);
+    const tlsApp = app({}, { tls: serverTlsOptions(readFileSync(certs.serverCertFile), readFileSync(certs.serverKeyFile), Buffer.from(certs.ca)), trust });
+    await tlsApp.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const port = (tlsApp.server.address() as AddressInfo).port;
+      for (const [path, method, req] of ops) {
+        const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: certs.ca, ...certs.client });
+        const send = (o: InjectOptions): Promise<{ statusCode: number; headers: Record<string, unknown> }> => new Promise((resolve, reject) => {
+          const r = https.request({ host: '127.0.0.1', port, servername: 'localhost', agent, method: o.method ?? 'GET', path: String(o.url), headers: o.headers as Record<string, string> }, (res) => {
+            res.resume();
+            res.on('end', () => resolve({ statusCode: res.statusCode!, headers: res.headers }));
+          });
+          r.on('error', reject);
+          r.end(o.payload as string | undefined);
+        });
+        assert.equal((await send({ url: '/livez' })).statusCode, 200);
+        trust.update(certs.otherCaClient.cert);
+        answers.push([path, method, await send(req)]);
+        trust.update(certs.ca);
+        agent.destroy();
+      }
+    } finally {
+      await tlsApp.close();
+    }
+    for (const [path, method, r] of answers) {
+      const key = `${method.toUpperCase()} ${path}`;
+      const op = committed.paths[path]?.[method];
+      assert.ok(op, `${key} is not documented`);
+      const doc = op.responses[String(r.statusCode)];
+      assert.ok(doc, `${key} answered ${r.statusCode}, which the document does not list`);
+      if (r.headers['content-type']?.toString().startsWith('application/problem+json')) {
+        assert.equal(doc.content?.['application/problem+json']?.schema?.$ref, '#/components/schemas/Problem', `${key} ${r.statusCode}`);
+      }
+      seen.set(key, (seen.get(key) ?? new Set()).add(String(r.statusCode)));
+    }
+    for (const [path, ops] of Object.entries(committed.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const key = `${method.toUpperCase()} ${path}`;
+        assert.deepEqual(Object.keys(op.responses).sort(), [...(seen.get(key) ?? [])].sort(), `${key}: documented vs. driven statuses`);
+      }
+    }
+    assert.ok(committed.components.schemas.Problem);
+  });
+});
