@@ -52,6 +52,7 @@ const RENDERINGS: Record<string, string[]> = {
   tlsRoute: ['--set', 'gatewayAPI.tlsRoute.enabled=true', '--set', 'gatewayAPI.tlsRoute.parentRefs[0].name=edge', '--set', 'gatewayAPI.tlsRoute.hostnames={proxy.example.com}'],
   ingressNginx: ['--set', 'ingress.enabled=true', '--set', 'ingress.className=nginx'],
   ingressHaproxy: ['--set', 'ingress.enabled=true', '--set', 'ingress.className=haproxy'],
+  serviceMonitor: ['--set', 'serviceMonitor.enabled=true', '--set', 'serviceMonitor.labels.release=kube-prometheus-stack'],
   helmTest: ['--set', 'helmTest.enabled=true', '--set', `helmTest.clientCrt=${FAKE_B64}`, '--set', `helmTest.clientKey=${FAKE_B64}`],
   networkPolicyAndClientCA: ['--set', 'networkPolicy.enabled=true', '--set', 'networkPolicy.from[0].podSelector.matchLabels.role=ci', '--set', 'tls.existingClientCASecret=client-roots'],
   everything: [
