@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { KubeReplicaService, WriteOverlay, rvAtLeast, toProblem } from '../../src/kube/replicas.js';
+import { DEFAULT_CONFLICT_RETRY, KubeReplicaService, WriteOverlay, rvAtLeast, toProblem } from '../../src/kube/replicas.js';
 import { KubeStatusError, KubeTimeoutError, KubeUnreachableError, type KubeClient } from '../../src/kube/kube-client.js';
 import type { CacheReader } from '../../src/kube/object-store.js';
 import type { CachedDeployment } from '../../src/kube/deployments.js';
@@ -53,6 +53,39 @@ describe('KubeReplicaService.set', () => {
     for (let i = 0; i < 3; i++) script.push(scale(1, String(i)), conflict);
     const svc = new KubeReplicaService(scriptedClient(script), cacheOf(dep(1, '1')), { ...noSleep, retry: { steps: 3, initialMs: 1, factor: 2, maxMs: 4 } });
     await assert.rejects(svc.set('ns', 'web', 9), (e: ProblemError) => e.status === 409 && e.reason === 'Conflict' && /3 conflicting attempts/.test(e.message));
+  });
+
+  it('retries on the README schedule: 10 attempts, waits jittered up to 10 ms doubling to a 640 ms cap', async () => {
+    const script = [];
+    for (let i = 0; i < 10; i++) script.push(scale(1, String(i)), conflict);
+    const waits: number[] = [];
+    const client = scriptedClient(script);
+    // random() = 1 gives the upper bound of each fully jittered wait (+1 ms so a wait is never 0).
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), { sleep: async (ms) => { waits.push(ms); }, random: () => 1 });
+    await assert.rejects(svc.set('ns', 'web', 9), (e: ProblemError) => e.status === 409 && /10 conflicting attempts/.test(e.message));
+    assert.equal(client.calls.length, 20, '10 reads and 10 writes');
+    assert.deepEqual(waits, [11, 21, 41, 81, 161, 321, 641, 641, 641]);
+    assert.deepEqual(DEFAULT_CONFLICT_RETRY, { steps: 10, initialMs: 10, factor: 2, maxMs: 640 });
+    const low: number[] = [];
+    const again = new KubeReplicaService(scriptedClient([scale(1, '1'), conflict, scale(1, '2'), conflict, scale(1, '3'), scale(9, '4')]), cacheOf(dep(1, '1')), { sleep: async (ms) => { low.push(ms); }, random: () => 0 });
+    await again.set('ns', 'web', 9);
+    assert.deepEqual(low, [1, 1], 'random() = 0 waits the 1 ms floor');
+  });
+
+  it('starts no further attempt when the client disconnects during a conflict backoff', async () => {
+    const gone = new AbortController();
+    const client = scriptedClient([scale(1, '1'), conflict]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), { sleep: async () => { gone.abort(); }, random: () => 0.5 });
+    await assert.rejects(svc.set('ns', 'web', 3, gone.signal), (e: ProblemError) => e.status === 408 && /not started/.test(e.message));
+    assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT'], 'no re-read, no second write');
+  });
+
+  it('passes the client signal to each call, so an in-flight call is aborted too', async () => {
+    const gone = new AbortController();
+    const seen: Array<AbortSignal | undefined> = [];
+    const client = { request: async (_m: string, _p: string, o: { signal?: AbortSignal }) => { seen.push(o.signal); return scale(3, '1')(); } } as unknown as KubeClient;
+    await new KubeReplicaService(client, cacheOf(dep(3, '1')), noSleep).set('ns', 'web', 3, gone.signal);
+    assert.deepEqual(seen, [gone.signal]);
   });
 
   it('skips the write when the value is already set', async () => {
@@ -139,6 +172,16 @@ describe('KubeReplicaService.get', () => {
   it('answers 503 with Retry-After before the cache has synced', () => {
     const svc = new KubeReplicaService(scriptedClient([]), cacheOf(undefined, false));
     assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 503 && e.headers['retry-after'] === '1');
+  });
+  it('answers its own last write while the cache is still behind it (read your writes), then the cache', async () => {
+    let cached = dep(1, '10');
+    const cache: CacheReader<CachedDeployment> = { get: () => cached, list: () => [cached], hasSynced: () => true };
+    const client = scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
+    const svc = new KubeReplicaService(client, cache, noSleep);
+    await svc.set('ns', 'web', 4);
+    assert.equal(svc.get('ns', 'web').replicas, 4, 'the watch has not delivered RV 11 yet');
+    cached = dep(6, '12'); // another writer, seen by the watch after ours
+    assert.equal(svc.get('ns', 'web').replicas, 6);
   });
   it('answers 404 for a Deployment the cache does not hold', () => {
     const svc = new KubeReplicaService(scriptedClient([]), cacheOf(undefined));
