@@ -5,6 +5,7 @@ import { KubeStatusError, KubeTimeoutError, KubeUnreachableError, type KubeClien
 import type { CacheReader } from '../../src/kube/object-store.js';
 import type { CachedDeployment } from '../../src/kube/deployments.js';
 import { ProblemError } from '../../src/errors.js';
+import { pino } from 'pino';
 
 const dep = (replicas: number, rv: string): CachedDeployment => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv }, spec: { replicas } } as CachedDeployment);
 
@@ -86,6 +87,43 @@ describe('KubeReplicaService.set', () => {
     const client = { request: async (_m: string, _p: string, o: { signal?: AbortSignal }) => { seen.push(o.signal); return scale(3, '1')(); } } as unknown as KubeClient;
     await new KubeReplicaService(client, cacheOf(dep(3, '1')), noSleep).set('ns', 'web', 3, gone.signal);
     assert.deepEqual(seen, [gone.signal]);
+  });
+
+  it('scales to 0 when the API server omits spec.replicas (omitempty) from its Scale answers', async () => {
+    const client = scriptedClient([scale(2, '10'), () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' }, spec: {} })]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(2, '10')), noSleep);
+    assert.equal((await svc.set('ns', 'web', 0)).replicas, 0);
+    const already = scriptedClient([() => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' }, spec: {} })]);
+    assert.equal((await new KubeReplicaService(already, cacheOf(dep(0, '11')), noSleep).set('ns', 'web', 0)).replicas, 0);
+    assert.deepEqual(already.calls.map((c) => c.method), ['GET'], 'an omitted replicas is 0: nothing to write');
+  });
+
+  it('bounds each call at 5 s, and at what is left of the 10 s budget near its end', async () => {
+    let clock = 0;
+    const timeouts: number[] = [];
+    const client = { request: async (method: string, _p: string, o: { timeoutMs: number; body?: { spec: { replicas: number } } }) => {
+      timeouts.push(o.timeoutMs);
+      clock += 7_000;
+      return method === 'GET' ? scale(0, '1')() : { metadata: { resourceVersion: '2' }, spec: o.body!.spec };
+    } } as unknown as KubeClient;
+    await new KubeReplicaService(client, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock }).set('ns', 'web', 1);
+    assert.deepEqual(timeouts, [5_000, 3_000]);
+  });
+
+  it('logs each conflict retry at info', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => { lines.push(JSON.parse(l)); } });
+    const svc = new KubeReplicaService(scriptedClient([scale(1, '1'), conflict, scale(1, '2'), scale(3, '3')]), cacheOf(dep(1, '1')), { ...noSleep, logger });
+    await svc.set('ns', 'web', 3);
+    assert.deepEqual(lines.map((l) => [l.level, l.msg, l.namespace, l.deployment, l.attempt]), [[30, '409 Conflict on scale update; re-reading and retrying', 'ns', 'web', 1]]);
+  });
+
+  it('lets the next queued write run once the one before it failed', async () => {
+    const client = scriptedClient([() => { throw new KubeStatusError(500, '', 'boom'); }, scale(1, '1'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '2' } })]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), noSleep);
+    const [first, second] = await Promise.allSettled([svc.set('ns', 'web', 2), svc.set('ns', 'web', 3)]);
+    assert.equal(first.status, 'rejected');
+    assert.deepEqual(second, { status: 'fulfilled', value: { deployment: 'web', namespace: 'ns', replicas: 3 } });
   });
 
   it('skips the write when the value is already set', async () => {
@@ -183,6 +221,18 @@ describe('KubeReplicaService.get', () => {
     cached = dep(6, '12'); // another writer, seen by the watch after ours
     assert.equal(svc.get('ns', 'web').replicas, 6);
   });
+  it('forgets its own write once the Deployment is gone from the cache', async () => {
+    let cached: CachedDeployment | undefined = dep(1, '10');
+    const cache: CacheReader<CachedDeployment> = { get: () => cached, list: () => [], hasSynced: () => true };
+    const svc = new KubeReplicaService(scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]), cache, noSleep);
+    await svc.set('ns', 'web', 4);
+    assert.equal(svc.overlay.size, 1);
+    cached = undefined;
+    assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 404 && e.message === 'deployment "web" not found in namespace "ns"');
+    assert.equal(svc.overlay.size, 0);
+    cached = dep(2, '5'); // re-created: a new object, whose resourceVersion may be lower than the old write
+    assert.equal(svc.get('ns', 'web').replicas, 2);
+  });
   it('answers 404 for a Deployment the cache does not hold', () => {
     const svc = new KubeReplicaService(scriptedClient([]), cacheOf(undefined));
     assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 404);
@@ -229,6 +279,10 @@ describe('toProblem: API server failures never become 404 or a stack trace', () 
     ['connection refused is 503', new KubeUnreachableError('GET /apis/apps/v1/x: ECONNREFUSED', Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), 503, 'ServiceUnavailable'],
     ['a timeout hides the upstream path', new KubeTimeoutError('GET /apis/apps/v1/x: no answer within 5000 ms'), 504, 'GatewayTimeout'],
     ['an unknown error is 500 without detail', new TypeError('boom at line 3'), 500, 'InternalError'],
+    ['503 is unavailable', new KubeStatusError(503, 'ServiceUnavailable', 'x'), 503, 'ServiceUnavailable'],
+    ['a 504 from the API server stays 504', new KubeStatusError(504, 'Timeout', 'x'), 504, 'GatewayTimeout'],
+    ['our own abort (the client left) is 408', Object.assign(new Error('aborted'), { name: 'AbortError' }), 408, 'RequestTimeout'],
+    ['a ProblemError passes through', new ProblemError(418 as number, 'BadRequest', 'as is'), 418, 'BadRequest'],
   ];
   for (const [name, err, status, reason] of cases) {
     it(name, () => {
@@ -313,5 +367,31 @@ describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
     const invalid = () => { throw new KubeStatusError(422, 'Invalid', 'x', { message: 'Scale.autoscaling "web" is invalid', causes: [{ field: 'spec.replicas', message: 'must be <= 5' }] }); };
     await assert.rejects(new KubeReplicaService(scriptedClient([scale(1, '10'), invalid]), cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 7),
       (e: ProblemError) => e.status === 422 && e.message === 'the API server refused the change to deployment "web" in namespace "ns": Scale.autoscaling "web" is invalid (spec.replicas: must be <= 5)');
+  });
+});
+
+describe('toProblem details a client can act on', () => {
+  const detail = (err: unknown): string => toProblem(err, 'deployment "web" in namespace "ns"').message;
+  const cases: Array<[string, unknown, string, Record<string, string>]> = [
+    ['404 names the object', new KubeStatusError(404, 'NotFound', 'x'), 'deployment "web" in namespace "ns" not found', {}],
+    ['429 asks to retry after 1 s', new KubeStatusError(429, 'TooManyRequests', 'x'), 'the API server is overloaded or unavailable (HTTP 429)', { 'retry-after': '1' }],
+    ['403 names the status and reason only', new KubeStatusError(403, 'Forbidden', 'secret path'), "the API server refused the proxy's request (HTTP 403 Forbidden); the proxy log has details", {}],
+    ['500 without a reason', new KubeStatusError(500, '', 'x'), "the API server refused the proxy's request (HTTP 500); the proxy log has details", {}],
+    ['a timeout names the bounds', new KubeTimeoutError('x'), 'the API server did not answer in time (each call is bounded at 5 s, the whole write at 10 s)', {}],
+    ['unreachable names the socket error, retry after 2 s', new KubeUnreachableError('x', Object.assign(new Error('x'), { code: 'ECONNRESET' })), 'the API server is unreachable (ECONNRESET)', { 'retry-after': '2' }],
+    ['unreachable without a code', new KubeUnreachableError('x'), 'the API server is unreachable (connection failed)', { 'retry-after': '2' }],
+    ['the client leaving mid-write', Object.assign(new Error('aborted'), { name: 'AbortError' }), 'the client closed the connection during the write; it may or may not have been applied', {}],
+    ['a bug', new TypeError('boom'), 'internal error', {}],
+  ];
+  for (const [name, err, want, headers] of cases) {
+    it(name, () => {
+      assert.equal(detail(err), want);
+      assert.deepEqual(toProblem(err, 'x').headers, headers);
+    });
+  }
+  it('keeps the upstream error as the cause, for the log', () => {
+    for (const err of [new KubeStatusError(500, '', 'x'), new KubeStatusError(503, '', 'x'), new KubeStatusError(504, '', 'x'), new KubeStatusError(422, '', 'x'), new KubeTimeoutError('x'), new KubeUnreachableError('x'), new TypeError('x')]) {
+      assert.equal(toProblem(err, 'w').cause, err, err.message);
+    }
   });
 });

@@ -247,7 +247,7 @@ describe('Deployment routes over an in-memory cluster (real values, real 4xx)', 
     assert.equal(r.json().detail, 'a path segment is longer than 260 characters');
   });
 
-  it('aborts the write when the client disconnects before the answer', async () => {
+  it('aborts the write when the client disconnects before the answer', { timeout: 5_000 }, async () => {
     let signal: AbortSignal | undefined;
     let started!: () => void;
     const inHandler = new Promise<void>((r) => { started = r; });
