@@ -14,17 +14,17 @@ function cacheOf(d?: CachedDeployment, synced = true): CacheReader<CachedDeploym
 }
 
 /** A KubeClient stand-in that plays a script of answers for GET/PUT on the scale subresource. */
-function scriptedClient(script: Array<(method: string, body?: unknown) => unknown>): KubeClient & { calls: Array<{ method: string; body?: unknown }> } {
-  const calls: Array<{ method: string; body?: unknown }> = [];
+function scriptedClient(script: Array<(method: string, body?: unknown) => unknown>): KubeClient & { calls: Array<{ method: string; path: string; body?: unknown }> } {
+  const calls: Array<{ method: string; path: string; body?: unknown }> = [];
   return {
     calls,
-    request: async (method: string, _path: string, opts: { body?: unknown } = {}) => {
-      calls.push({ method, body: opts.body });
+    request: async (method: string, path: string, opts: { body?: unknown } = {}) => {
+      calls.push({ method, path, body: opts.body });
       const step = script.shift();
       if (!step) throw new Error('unexpected call');
       return step(method, opts.body);
     },
-  } as unknown as KubeClient & { calls: Array<{ method: string; body?: unknown }> };
+  } as unknown as KubeClient & { calls: Array<{ method: string; path: string; body?: unknown }> };
 }
 
 const scale = (replicas: number, rv: string) => () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv }, spec: { replicas } });
@@ -126,6 +126,35 @@ describe('KubeReplicaService.set', () => {
     assert.deepEqual(second, { status: 'fulfilled', value: { deployment: 'web', namespace: 'ns', replicas: 3 } });
   });
 
+  it('reads and writes the scale subresource of that Deployment, recording field manager k8s-api-proxy', async () => {
+    const client = scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
+    await new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 2);
+    assert.deepEqual(client.calls.map((c) => c.path), ['/apis/apps/v1/namespaces/ns/deployments/web/scale', '/apis/apps/v1/namespaces/ns/deployments/web/scale?fieldManager=k8s-api-proxy']);
+  });
+
+  it('gives up with 504 naming the Deployment and the 10 s bound once no time is left, without a call bounded at 0 ms', async () => {
+    let clock = 0;
+    const timeouts: number[] = [];
+    const client = { request: async (_m: string, _p: string, o: { timeoutMs: number }) => { timeouts.push(o.timeoutMs); clock = 10_000; return scale(0, '1')(); } } as unknown as KubeClient;
+    const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock });
+    await assert.rejects(svc.set('ns', 'web', 1), (e: ProblemError) => e.status === 504 && e.message === 'gave up on deployment "web" in namespace "ns" after 10 s (API server slow or other writes queued ahead)');
+    assert.deepEqual(timeouts, [5_000]);
+  });
+
+  it('writes to different Deployments in parallel (one queue per Deployment)', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const client = { request: async (method: string, _p: string, o: { body?: { spec: { replicas: number } } } = {}) => {
+      inFlight++; maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, 5));
+      inFlight--;
+      return method === 'GET' ? scale(0, '1')() : { metadata: { resourceVersion: '2' }, spec: o.body!.spec };
+    } } as unknown as KubeClient;
+    const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), noSleep);
+    await Promise.all([svc.set('ns', 'a', 1), svc.set('ns', 'b', 1)]);
+    assert.equal(maxInFlight, 2);
+  });
+
   it('skips the write when the value is already set', async () => {
     const client = scriptedClient([scale(4, '10')]);
     const svc = new KubeReplicaService(client, cacheOf(dep(4, '10')), noSleep);
@@ -209,7 +238,7 @@ describe('KubeReplicaService.set', () => {
 describe('KubeReplicaService.get', () => {
   it('answers 503 with Retry-After before the cache has synced', () => {
     const svc = new KubeReplicaService(scriptedClient([]), cacheOf(undefined, false));
-    assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 503 && e.headers['retry-after'] === '1');
+    assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 503 && e.headers['retry-after'] === '1' && e.message === 'the Deployment cache has not finished its first list from the API server yet');
   });
   it('answers its own last write while the cache is still behind it (read your writes), then the cache', async () => {
     let cached = dep(1, '10');
@@ -263,7 +292,7 @@ describe('WriteOverlay (read your writes)', () => {
 });
 
 describe('rvAtLeast', () => {
-  const cases: Array<[string, string, boolean]> = [['5', '5', true], ['10', '9', true], ['9', '10', false], ['100000000000000000001', '100000000000000000000', true], ['abc', 'abc', true], ['abc', 'abd', false], ['', '1', false]];
+  const cases: Array<[string, string, boolean]> = [['010', '10', true], ['abc', '5', false], ['5', 'abc', false], ['12a', '11', false], ['11', 'a12', false], ['5', '5', true], ['10', '9', true], ['9', '10', false], ['100000000000000000001', '100000000000000000000', true], ['abc', 'abc', true], ['abc', 'abd', false], ['', '1', false]];
   for (const [a, b, want] of cases) it(`${JSON.stringify(a)} >= ${JSON.stringify(b)} is ${want}`, () => assert.equal(rvAtLeast(a, b), want));
 });
 
@@ -382,6 +411,8 @@ describe('toProblem details a client can act on', () => {
     ['unreachable without a code', new KubeUnreachableError('x'), 'the API server is unreachable (connection failed)', { 'retry-after': '2' }],
     ['the client leaving mid-write', Object.assign(new Error('aborted'), { name: 'AbortError' }), 'the client closed the connection during the write; it may or may not have been applied', {}],
     ['a bug', new TypeError('boom'), 'internal error', {}],
+    ['a 504 from the API server', new KubeStatusError(504, 'Timeout', 'x'), 'the API server timed out', {}],
+    ['a thrown undefined', undefined, 'internal error', {}],
   ];
   for (const [name, err, want, headers] of cases) {
     it(name, () => {
