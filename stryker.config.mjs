@@ -12,9 +12,12 @@ export default {
   },
   // Globs, so directories that do not exist yet (src/authz/, src/audit/) or have gone
   // match nothing instead of failing the run.
+  // src/kube/reflector.ts belongs here too, but its mutants cost most of the run: its tests
+  // wait on real timers and sockets, and a mutant that stalls the loop only ends at the
+  // timeout (about a minute each on 2 shared cores). Run it alone until that is faster:
+  //   npx stryker run --mutate src/kube/reflector.ts
   mutate: [
     'src/kube/replicas.ts',
-    'src/kube/reflector.ts',
     'src/auth/**/*.ts',
     'src/authz/**/*.ts',
     'src/routes/**/*.ts',
@@ -36,7 +39,7 @@ export default {
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   // Below `break` the run exits non-zero (CI-able); `high`/`low` only colour the report.
-  thresholds: { high: 90, low: 80, break: 80 },
+  thresholds: { high: 95, low: 85, break: 91 },
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
 };
