@@ -93,7 +93,7 @@ describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
     }
     for (const token of ['3', '0', '2147483647']) {
       it(`accepts {"replicas": ${token}}`, async () => {
-        const r = await app().inject({ method: 'PUT', url: '/deployments/ns/web/replicas', headers: { 'content-type': 'application/json' }, payload: `{"replicas":${token}}` });
+        const r = await app({ items: [d('ns', 'web')] }).inject({ method: 'PUT', url: '/deployments/ns/web/replicas', headers: { 'content-type': 'application/json' }, payload: `{"replicas":${token}}` });
         assert.equal(r.statusCode, 200, r.body);
         assert.equal(r.json().replicas, Number(token));
       });
@@ -202,9 +202,9 @@ describe('Deployment routes over an in-memory cluster (real values, real 4xx)', 
     ['an empty body', ' ', undefined, 400, 'BadRequest', /body: empty/],
     ['replicas missing', '{}', undefined, 422, 'Invalid', /missing required property "replicas"/],
     ['replicas a string', '{"replicas":"3"}', undefined, 422, 'Invalid', /body\.replicas must be integer/],
-    ['replicas a fraction', '{"replicas":1.5}', undefined, 422, 'Invalid', /body\.replicas must be integer/],
-    ['replicas negative', '{"replicas":-1}', undefined, 422, 'Invalid', /body\.replicas must be >= 0/],
-    ['replicas above int32', '{"replicas":2147483648}', undefined, 422, 'Invalid', /body\.replicas must be <= 2147483647/],
+    ['replicas a fraction', '{"replicas":1.5}', undefined, 422, 'Invalid', /body\.replicas: 1\.5 /],
+    ['replicas negative', '{"replicas":-1}', undefined, 422, 'Invalid', /body\.replicas: -1 must be >= 0/],
+    ['replicas above int32', '{"replicas":2147483648}', undefined, 422, 'Invalid', /body\.replicas: 2147483648 must be <= 2147483647/],
     ['another property', '{"replicas":2,"image":"evil"}', undefined, 422, 'Invalid', /unknown property "image"/],
     ['a __proto__ key', '{"replicas":2,"__proto__":{"x":1}}', undefined, 422, 'Invalid', /unknown property "__proto__"/],
   ];
