@@ -144,15 +144,18 @@ export async function startFaultFront(sourceKubeconfig: string): Promise<FaultFr
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   front.url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
 
-  const through = new KubeConfig();
-  through.loadFromOptions({
-    clusters: [{ name: 'fault-front', server: front.url, caData: Buffer.from(ca.certPem).toString('base64') }],
-    users: source.users,
-    contexts: [{ name: 'fault-front', cluster: 'fault-front', user: source.getCurrentUser()!.name }],
-    currentContext: 'fault-front',
-  });
+  // Written by hand: client-node's exportConfig adds keys (context.name) that kubectl
+  // ignores but the proxy's strict loader refuses.
+  const user = source.getCurrentUser();
+  if (!user?.token) throw new Error(`${sourceKubeconfig}: the front supports token users only`);
+  const through = {
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'fault-front',
+    clusters: [{ name: 'fault-front', cluster: { server: front.url, 'certificate-authority-data': Buffer.from(ca.certPem).toString('base64') } }],
+    users: [{ name: user.name, user: { token: user.token } }],
+    contexts: [{ name: 'fault-front', context: { cluster: 'fault-front', user: user.name } }],
+  };
   front.kubeconfig = join(mkdtempSync(join(tmpdir(), 'k8s-api-proxy-front-')), 'kubeconfig');
-  writeFileSync(front.kubeconfig, through.exportConfig(), { mode: 0o600 });
+  writeFileSync(front.kubeconfig, JSON.stringify(through), { mode: 0o600 });
   return front;
 }
 
