@@ -103,6 +103,10 @@ test-lint: install ## Chart lint tier: helm lint --strict and kube-score on ever
 test-integration: install build control-plane ## Integration and end-to-end tests on a real control plane in .cluster-test/.
 	scripts/test-integration.sh
 
+.PHONY: mutation
+mutation: install ## Mutation testing (StrykerJS) of the unit tier; incremental; fails below the break threshold.
+	npx stryker run
+
 .PHONY: ci
 ci: typecheck lint test ## What CI runs: typecheck, lint, all tests.
 

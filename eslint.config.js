@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['bin/', 'dist/', 'node_modules/', '.cluster/', '.cluster-test/', 'coverage/'] },
+  { ignores: ['bin/', 'dist/', 'node_modules/', '.cluster/', '.cluster-test/', 'coverage/', 'reports/', '.stryker-tmp/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

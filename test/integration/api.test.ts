@@ -305,6 +305,8 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
   });
 
   describe('read your writes', () => {
+    // With a live watch this cannot tell read-your-writes from a fast watch (the event
+    // arrives before the next GET); faults.test.ts holds the watch back to prove it.
     it('never shows the old value after a PUT answered 200 (50 times in a row)', async () => {
       for (let i = 0; i < 50; i++) {
         const value = 10 + (i % 7) + (i % 2) * 20;
@@ -356,22 +358,8 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
         await second.stop();
       }
     });
-
-    it('retries 409 Conflict while another writer keeps changing the Deployment', async (t) => {
-      // A second writer (admin) bumps the resourceVersion with label edits while the
-      // proxy writes: the proxy's precondition fails and it must re-read and retry.
-      let stop = false;
-      const churn = (async () => {
-        for (let i = 0; !stop && i < 200; i++) await kubectl(['-n', a.name, 'label', 'deployment', 'bar', `churn=${i}`, '--overwrite']);
-      })();
-      const results = [];
-      for (let i = 0; i < 15; i++) results.push(await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', body: { replicas: 50 + i } }));
-      stop = true;
-      await churn;
-      assert.deepEqual(results.map((r) => r.status), Array(15).fill(200));
-      t.diagnostic(`conflicts retried by the proxy: ${proxy.logs.filter((l) => String(l.msg).startsWith('409 Conflict')).length}`);
-      assert.equal((await a.getDeployment('bar')).spec.replicas, 64);
-    });
+    // A real 409 retried (and one that exhausts the retries) is in faults.test.ts: a
+    // competing kubectl process is too slow to land between the proxy's read and write.
   });
 
   describe('when the API server refuses the proxy', () => {

@@ -143,4 +143,16 @@ describe('bin/api command line', () => {
     assert.equal(code, 0);
     assert.ok(proxy.logs.some((l) => l.msg === 'stopped'));
   });
+
+  it('exits 1 at once on a second signal during shutdown, without waiting out the delay', async () => {
+    await ensureCluster();
+    const proxy = await startProxy({ certs, args: ['--shutdown-delay-seconds', '30'] });
+    proxy.child.kill('SIGTERM');
+    await waitFor('shutdown started', async () => (await call(`${proxy.healthUrl}/readyz`)).status === 503);
+    const t0 = Date.now();
+    proxy.child.kill('SIGINT');
+    assert.equal(await proxy.exited, 1);
+    assert.ok(Date.now() - t0 < 3_000, `exited after ${Date.now() - t0} ms`);
+    assert.ok(proxy.logs.some((l) => l.msg === 'second signal during shutdown: exiting without draining'));
+  });
 });

@@ -2,13 +2,14 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as tlsConnect, type TLSSocket, type ConnectionOptions } from 'node:tls';
 import { connect as netConnect } from 'node:net';
-import { writeFileSync, renameSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
+import { writeFileSync, renameSync, readFileSync } from 'node:fs';
+import { X509Certificate, randomUUID } from 'node:crypto';
 import { ensureCluster } from '../helpers/cluster.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { call } from '../helpers/https.js';
 import { waitFor } from '../helpers/wait.js';
+import { createCa, issueCert } from '../../hack/certs.js';
 
 /** Sends one GET over a raw TLS connection; resolves with the response text or the error. */
 function rawGet(url: string, opts: ConnectionOptions, path = '/deployments'): Promise<{ text?: string; error?: string; socket?: TLSSocket }> {
@@ -120,10 +121,15 @@ describe('mutual TLS on the API listener', () => {
     });
   }
 
-  it('takes the identity from the certificate, never from request headers', async () => {
-    await call(`${proxy.apiUrl}/deployments`, { tls: { ca: certs.ca, ...certs.client }, headers: { 'x-client-cn': 'admin', 'x-forwarded-client-cert': 'CN=admin' } });
-    const line = await waitFor('log line', () => proxy.logs.filter((l) => l.msg === 'request').at(-1)) as Record<string, unknown>;
+  it('takes the identity from the certificate, never from request headers (the log line of that very request)', async () => {
+    // The response carries no request id, so the request is made unique by its path and
+    // its own log line is awaited (lines arrive after the response).
+    const path = `/whoami-${randomUUID()}`;
+    const r = await call(`${proxy.apiUrl}${path}`, { tls: { ca: certs.ca, ...certs.client }, headers: { 'x-client-cn': 'admin', 'x-forwarded-client-cert': 'Subject="CN=admin"', 'x-remote-user': 'admin', 'impersonate-user': 'admin' } });
+    assert.equal(r.status, 404);
+    const line = await waitFor('the log line of this request', () => proxy.logs.find((l) => l.msg === 'request' && l.path === path)) as Record<string, unknown>;
     assert.equal(line.client, 'ci-pipeline');
+    assert.ok(line.reqId);
   });
 
   it('hot-reloads a renewed server certificate for new connections', async () => {
@@ -137,5 +143,36 @@ describe('mutual TLS on the API listener', () => {
       const r = await rawGet(proxy.apiUrl, { ca: certs.ca, ...certs.client });
       return r.socket?.getPeerCertificate().fingerprint256 === want;
     }, 5_000, 200);
+  });
+
+  it('hot-reloads a new client CA bundle: a client of the added CA is served without a restart', async () => {
+    const newCa = await createCa('rotated client CA');
+    const newClient = await issueCert(newCa, { commonName: 'rotated-client', usages: ['client'] });
+    const before = await rawGet(proxy.apiUrl, { ca: certs.ca, cert: newClient.certPem, key: newClient.keyPem });
+    assert.doesNotMatch(before.text ?? '', /HTTP\/1\.1/, 'not trusted yet');
+    writeFileSync(`${certs.caFile}.new`, `${certs.ca}\n${newCa.certPem}\n`);
+    renameSync(`${certs.caFile}.new`, certs.caFile);
+    await waitFor('a client of the new CA is served', async () => /^HTTP\/1\.1 200/.test((await rawGet(proxy.apiUrl, { ca: certs.ca, cert: newClient.certPem, key: newClient.keyPem })).text ?? ''), 5_000, 200);
+    assert.match((await rawGet(proxy.apiUrl, { ca: certs.ca, ...certs.client })).text ?? '', /^HTTP\/1\.1 200/, 'the old CA is still in the bundle');
+  });
+
+  it('logs and ignores a broken new certificate set, serving the previous one', async () => {
+    const served = async (): Promise<string | undefined> => (await rawGet(proxy.apiUrl, { ca: certs.ca, ...certs.client })).socket?.getPeerCertificate().fingerprint256;
+    const was = await served();
+    assert.ok(was);
+    const good = readFileSync(certs.serverCertFile, 'utf8');
+    const failures = (): number => proxy.logs.filter((l) => l.msg === 'TLS certificate reload failed; keeping the previous certificate').length;
+    const failed = failures();
+    const other = await certs.issueServer(); // a valid certificate whose key is not the one on disk
+    writeFileSync(`${certs.serverCertFile}.new`, other.certPem);
+    renameSync(`${certs.serverCertFile}.new`, certs.serverCertFile);
+    try {
+      await waitFor('the reload failure is logged', () => failures() > failed, 5_000);
+      assert.match(String(proxy.logs.filter((l) => l.msg === 'TLS certificate reload failed; keeping the previous certificate').at(-1)?.err), /does not match/);
+      assert.equal(await served(), was, 'the previous certificate is still served');
+    } finally {
+      writeFileSync(`${certs.serverCertFile}.new`, good);
+      renameSync(`${certs.serverCertFile}.new`, certs.serverCertFile);
+    }
   });
 });

@@ -73,6 +73,25 @@ describe('Reflector (list/watch cache)', () => {
     assert.ok(t >= 300 && t <= 600, `timeoutSeconds ${t} within client-go's 5-10 min`);
   });
 
+  it('removes an object on a DELETED watch event, from get and from its namespace list', async () => {
+    server = await fakeApiServer((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      if (!u.searchParams.get('watch')) return json(res, 200, { metadata: { resourceVersion: '1' }, items: [deployment('ns', 'web', '1'), deployment('ns', 'api', '1')] });
+      res.writeHead(200);
+      if (u.searchParams.get('resourceVersion') === '1') {
+        res.write(watchLine('DELETED', deployment('ns', 'web', '5')));
+        res.write(watchLine('BOOKMARK', { metadata: { resourceVersion: '6' } }));
+      }
+      res.flushHeaders();
+    });
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { clock: recordingClock() });
+    reflector.start();
+    await waitFor('bookmark after the delete applied', () => reflector!.status().resourceVersion === '6');
+    assert.equal(reflector.get('ns', 'web'), undefined);
+    assert.deepEqual(reflector.list('ns').map((d) => d.metadata.name), ['api']);
+    assert.deepEqual(reflector.list().map((d) => d.metadata.name), ['api']);
+  });
+
   it('relists on 410 Gone and drops objects deleted during the gap', async () => {
     let lists = 0;
     server = await fakeApiServer((req, res) => {

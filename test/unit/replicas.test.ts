@@ -1,10 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { KubeReplicaService, WriteOverlay, rvAtLeast, toProblem } from '../../src/kube/replicas.js';
+import { DEFAULT_CONFLICT_RETRY, KubeReplicaService, WriteOverlay, rvAtLeast, toProblem } from '../../src/kube/replicas.js';
 import { KubeStatusError, KubeTimeoutError, KubeUnreachableError, type KubeClient } from '../../src/kube/kube-client.js';
 import type { CacheReader } from '../../src/kube/object-store.js';
 import type { CachedDeployment } from '../../src/kube/deployments.js';
 import { ProblemError } from '../../src/errors.js';
+import { pino } from 'pino';
 
 const dep = (replicas: number, rv: string): CachedDeployment => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv }, spec: { replicas } } as CachedDeployment);
 
@@ -13,17 +14,17 @@ function cacheOf(d?: CachedDeployment, synced = true): CacheReader<CachedDeploym
 }
 
 /** A KubeClient stand-in that plays a script of answers for GET/PUT on the scale subresource. */
-function scriptedClient(script: Array<(method: string, body?: unknown) => unknown>): KubeClient & { calls: Array<{ method: string; body?: unknown }> } {
-  const calls: Array<{ method: string; body?: unknown }> = [];
+function scriptedClient(script: Array<(method: string, body?: unknown) => unknown>): KubeClient & { calls: Array<{ method: string; path: string; body?: unknown }> } {
+  const calls: Array<{ method: string; path: string; body?: unknown }> = [];
   return {
     calls,
-    request: async (method: string, _path: string, opts: { body?: unknown } = {}) => {
-      calls.push({ method, body: opts.body });
+    request: async (method: string, path: string, opts: { body?: unknown } = {}) => {
+      calls.push({ method, path, body: opts.body });
       const step = script.shift();
       if (!step) throw new Error('unexpected call');
       return step(method, opts.body);
     },
-  } as unknown as KubeClient & { calls: Array<{ method: string; body?: unknown }> };
+  } as unknown as KubeClient & { calls: Array<{ method: string; path: string; body?: unknown }> };
 }
 
 const scale = (replicas: number, rv: string) => () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv }, spec: { replicas } });
@@ -53,6 +54,105 @@ describe('KubeReplicaService.set', () => {
     for (let i = 0; i < 3; i++) script.push(scale(1, String(i)), conflict);
     const svc = new KubeReplicaService(scriptedClient(script), cacheOf(dep(1, '1')), { ...noSleep, retry: { steps: 3, initialMs: 1, factor: 2, maxMs: 4 } });
     await assert.rejects(svc.set('ns', 'web', 9), (e: ProblemError) => e.status === 409 && e.reason === 'Conflict' && /3 conflicting attempts/.test(e.message));
+  });
+
+  it('retries on the README schedule: 10 attempts, waits jittered up to 10 ms doubling to a 640 ms cap', async () => {
+    const script = [];
+    for (let i = 0; i < 10; i++) script.push(scale(1, String(i)), conflict);
+    const waits: number[] = [];
+    const client = scriptedClient(script);
+    // random() = 1 gives the upper bound of each fully jittered wait (+1 ms so a wait is never 0).
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), { sleep: async (ms) => { waits.push(ms); }, random: () => 1 });
+    await assert.rejects(svc.set('ns', 'web', 9), (e: ProblemError) => e.status === 409 && /10 conflicting attempts/.test(e.message));
+    assert.equal(client.calls.length, 20, '10 reads and 10 writes');
+    assert.deepEqual(waits, [11, 21, 41, 81, 161, 321, 641, 641, 641]);
+    assert.deepEqual(DEFAULT_CONFLICT_RETRY, { steps: 10, initialMs: 10, factor: 2, maxMs: 640 });
+    const low: number[] = [];
+    const again = new KubeReplicaService(scriptedClient([scale(1, '1'), conflict, scale(1, '2'), conflict, scale(1, '3'), scale(9, '4')]), cacheOf(dep(1, '1')), { sleep: async (ms) => { low.push(ms); }, random: () => 0 });
+    await again.set('ns', 'web', 9);
+    assert.deepEqual(low, [1, 1], 'random() = 0 waits the 1 ms floor');
+  });
+
+  it('starts no further attempt when the client disconnects during a conflict backoff', async () => {
+    const gone = new AbortController();
+    const client = scriptedClient([scale(1, '1'), conflict]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), { sleep: async () => { gone.abort(); }, random: () => 0.5 });
+    await assert.rejects(svc.set('ns', 'web', 3, gone.signal), (e: ProblemError) => e.status === 408 && /not started/.test(e.message));
+    assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT'], 'no re-read, no second write');
+  });
+
+  it('passes the client signal to each call, so an in-flight call is aborted too', async () => {
+    const gone = new AbortController();
+    const seen: Array<AbortSignal | undefined> = [];
+    const client = { request: async (_m: string, _p: string, o: { signal?: AbortSignal }) => { seen.push(o.signal); return scale(3, '1')(); } } as unknown as KubeClient;
+    await new KubeReplicaService(client, cacheOf(dep(3, '1')), noSleep).set('ns', 'web', 3, gone.signal);
+    assert.deepEqual(seen, [gone.signal]);
+  });
+
+  it('scales to 0 when the API server omits spec.replicas (omitempty) from its Scale answers', async () => {
+    const client = scriptedClient([scale(2, '10'), () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' }, spec: {} })]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(2, '10')), noSleep);
+    assert.equal((await svc.set('ns', 'web', 0)).replicas, 0);
+    const already = scriptedClient([() => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' }, spec: {} })]);
+    assert.equal((await new KubeReplicaService(already, cacheOf(dep(0, '11')), noSleep).set('ns', 'web', 0)).replicas, 0);
+    assert.deepEqual(already.calls.map((c) => c.method), ['GET'], 'an omitted replicas is 0: nothing to write');
+  });
+
+  it('bounds each call at 5 s, and at what is left of the 10 s budget near its end', async () => {
+    let clock = 0;
+    const timeouts: number[] = [];
+    const client = { request: async (method: string, _p: string, o: { timeoutMs: number; body?: { spec: { replicas: number } } }) => {
+      timeouts.push(o.timeoutMs);
+      clock += 7_000;
+      return method === 'GET' ? scale(0, '1')() : { metadata: { resourceVersion: '2' }, spec: o.body!.spec };
+    } } as unknown as KubeClient;
+    await new KubeReplicaService(client, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock }).set('ns', 'web', 1);
+    assert.deepEqual(timeouts, [5_000, 3_000]);
+  });
+
+  it('logs each conflict retry at info', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => { lines.push(JSON.parse(l)); } });
+    const svc = new KubeReplicaService(scriptedClient([scale(1, '1'), conflict, scale(1, '2'), scale(3, '3')]), cacheOf(dep(1, '1')), { ...noSleep, logger });
+    await svc.set('ns', 'web', 3);
+    assert.deepEqual(lines.map((l) => [l.level, l.msg, l.namespace, l.deployment, l.attempt]), [[30, '409 Conflict on scale update; re-reading and retrying', 'ns', 'web', 1]]);
+  });
+
+  it('lets the next queued write run once the one before it failed', async () => {
+    const client = scriptedClient([() => { throw new KubeStatusError(500, '', 'boom'); }, scale(1, '1'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '2' } })]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), noSleep);
+    const [first, second] = await Promise.allSettled([svc.set('ns', 'web', 2), svc.set('ns', 'web', 3)]);
+    assert.equal(first.status, 'rejected');
+    assert.deepEqual(second, { status: 'fulfilled', value: { deployment: 'web', namespace: 'ns', replicas: 3 } });
+  });
+
+  it('reads and writes the scale subresource of that Deployment, recording field manager k8s-api-proxy', async () => {
+    const client = scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
+    await new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 2);
+    assert.deepEqual(client.calls.map((c) => c.path), ['/apis/apps/v1/namespaces/ns/deployments/web/scale', '/apis/apps/v1/namespaces/ns/deployments/web/scale?fieldManager=k8s-api-proxy']);
+  });
+
+  it('gives up with 504 naming the Deployment and the 10 s bound once no time is left, without a call bounded at 0 ms', async () => {
+    let clock = 0;
+    const timeouts: number[] = [];
+    const client = { request: async (_m: string, _p: string, o: { timeoutMs: number }) => { timeouts.push(o.timeoutMs); clock = 10_000; return scale(0, '1')(); } } as unknown as KubeClient;
+    const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock });
+    await assert.rejects(svc.set('ns', 'web', 1), (e: ProblemError) => e.status === 504 && e.message === 'gave up on deployment "web" in namespace "ns" after 10 s (API server slow or other writes queued ahead)');
+    assert.deepEqual(timeouts, [5_000]);
+  });
+
+  it('writes to different Deployments in parallel (one queue per Deployment)', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const client = { request: async (method: string, _p: string, o: { body?: { spec: { replicas: number } } } = {}) => {
+      inFlight++; maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, 5));
+      inFlight--;
+      return method === 'GET' ? scale(0, '1')() : { metadata: { resourceVersion: '2' }, spec: o.body!.spec };
+    } } as unknown as KubeClient;
+    const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), noSleep);
+    await Promise.all([svc.set('ns', 'a', 1), svc.set('ns', 'b', 1)]);
+    assert.equal(maxInFlight, 2);
   });
 
   it('skips the write when the value is already set', async () => {
@@ -138,7 +238,29 @@ describe('KubeReplicaService.set', () => {
 describe('KubeReplicaService.get', () => {
   it('answers 503 with Retry-After before the cache has synced', () => {
     const svc = new KubeReplicaService(scriptedClient([]), cacheOf(undefined, false));
-    assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 503 && e.headers['retry-after'] === '1');
+    assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 503 && e.headers['retry-after'] === '1' && e.message === 'the Deployment cache has not finished its first list from the API server yet');
+  });
+  it('answers its own last write while the cache is still behind it (read your writes), then the cache', async () => {
+    let cached = dep(1, '10');
+    const cache: CacheReader<CachedDeployment> = { get: () => cached, list: () => [cached], hasSynced: () => true };
+    const client = scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
+    const svc = new KubeReplicaService(client, cache, noSleep);
+    await svc.set('ns', 'web', 4);
+    assert.equal(svc.get('ns', 'web').replicas, 4, 'the watch has not delivered RV 11 yet');
+    cached = dep(6, '12'); // another writer, seen by the watch after ours
+    assert.equal(svc.get('ns', 'web').replicas, 6);
+  });
+  it('forgets its own write once the Deployment is gone from the cache', async () => {
+    let cached: CachedDeployment | undefined = dep(1, '10');
+    const cache: CacheReader<CachedDeployment> = { get: () => cached, list: () => [], hasSynced: () => true };
+    const svc = new KubeReplicaService(scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]), cache, noSleep);
+    await svc.set('ns', 'web', 4);
+    assert.equal(svc.overlay.size, 1);
+    cached = undefined;
+    assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 404 && e.message === 'deployment "web" not found in namespace "ns"');
+    assert.equal(svc.overlay.size, 0);
+    cached = dep(2, '5'); // re-created: a new object, whose resourceVersion may be lower than the old write
+    assert.equal(svc.get('ns', 'web').replicas, 2);
   });
   it('answers 404 for a Deployment the cache does not hold', () => {
     const svc = new KubeReplicaService(scriptedClient([]), cacheOf(undefined));
@@ -170,7 +292,7 @@ describe('WriteOverlay (read your writes)', () => {
 });
 
 describe('rvAtLeast', () => {
-  const cases: Array<[string, string, boolean]> = [['5', '5', true], ['10', '9', true], ['9', '10', false], ['100000000000000000001', '100000000000000000000', true], ['abc', 'abc', true], ['abc', 'abd', false], ['', '1', false]];
+  const cases: Array<[string, string, boolean]> = [['010', '10', true], ['abc', '5', false], ['5', 'abc', false], ['12a', '11', false], ['11', 'a12', false], ['5', '5', true], ['10', '9', true], ['9', '10', false], ['100000000000000000001', '100000000000000000000', true], ['abc', 'abc', true], ['abc', 'abd', false], ['', '1', false]];
   for (const [a, b, want] of cases) it(`${JSON.stringify(a)} >= ${JSON.stringify(b)} is ${want}`, () => assert.equal(rvAtLeast(a, b), want));
 });
 
@@ -186,6 +308,10 @@ describe('toProblem: API server failures never become 404 or a stack trace', () 
     ['connection refused is 503', new KubeUnreachableError('GET /apis/apps/v1/x: ECONNREFUSED', Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), 503, 'ServiceUnavailable'],
     ['a timeout hides the upstream path', new KubeTimeoutError('GET /apis/apps/v1/x: no answer within 5000 ms'), 504, 'GatewayTimeout'],
     ['an unknown error is 500 without detail', new TypeError('boom at line 3'), 500, 'InternalError'],
+    ['503 is unavailable', new KubeStatusError(503, 'ServiceUnavailable', 'x'), 503, 'ServiceUnavailable'],
+    ['a 504 from the API server stays 504', new KubeStatusError(504, 'Timeout', 'x'), 504, 'GatewayTimeout'],
+    ['our own abort (the client left) is 408', Object.assign(new Error('aborted'), { name: 'AbortError' }), 408, 'RequestTimeout'],
+    ['a ProblemError passes through', new ProblemError(418 as number, 'BadRequest', 'as is'), 418, 'BadRequest'],
   ];
   for (const [name, err, status, reason] of cases) {
     it(name, () => {
@@ -270,5 +396,33 @@ describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
     const invalid = () => { throw new KubeStatusError(422, 'Invalid', 'x', { message: 'Scale.autoscaling "web" is invalid', causes: [{ field: 'spec.replicas', message: 'must be <= 5' }] }); };
     await assert.rejects(new KubeReplicaService(scriptedClient([scale(1, '10'), invalid]), cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 7),
       (e: ProblemError) => e.status === 422 && e.message === 'the API server refused the change to deployment "web" in namespace "ns": Scale.autoscaling "web" is invalid (spec.replicas: must be <= 5)');
+  });
+});
+
+describe('toProblem details a client can act on', () => {
+  const detail = (err: unknown): string => toProblem(err, 'deployment "web" in namespace "ns"').message;
+  const cases: Array<[string, unknown, string, Record<string, string>]> = [
+    ['404 names the object', new KubeStatusError(404, 'NotFound', 'x'), 'deployment "web" in namespace "ns" not found', {}],
+    ['429 asks to retry after 1 s', new KubeStatusError(429, 'TooManyRequests', 'x'), 'the API server is overloaded or unavailable (HTTP 429)', { 'retry-after': '1' }],
+    ['403 names the status and reason only', new KubeStatusError(403, 'Forbidden', 'secret path'), "the API server refused the proxy's request (HTTP 403 Forbidden); the proxy log has details", {}],
+    ['500 without a reason', new KubeStatusError(500, '', 'x'), "the API server refused the proxy's request (HTTP 500); the proxy log has details", {}],
+    ['a timeout names the bounds', new KubeTimeoutError('x'), 'the API server did not answer in time (each call is bounded at 5 s, the whole write at 10 s)', {}],
+    ['unreachable names the socket error, retry after 2 s', new KubeUnreachableError('x', Object.assign(new Error('x'), { code: 'ECONNRESET' })), 'the API server is unreachable (ECONNRESET)', { 'retry-after': '2' }],
+    ['unreachable without a code', new KubeUnreachableError('x'), 'the API server is unreachable (connection failed)', { 'retry-after': '2' }],
+    ['the client leaving mid-write', Object.assign(new Error('aborted'), { name: 'AbortError' }), 'the client closed the connection during the write; it may or may not have been applied', {}],
+    ['a bug', new TypeError('boom'), 'internal error', {}],
+    ['a 504 from the API server', new KubeStatusError(504, 'Timeout', 'x'), 'the API server timed out', {}],
+    ['a thrown undefined', undefined, 'internal error', {}],
+  ];
+  for (const [name, err, want, headers] of cases) {
+    it(name, () => {
+      assert.equal(detail(err), want);
+      assert.deepEqual(toProblem(err, 'x').headers, headers);
+    });
+  }
+  it('keeps the upstream error as the cause, for the log', () => {
+    for (const err of [new KubeStatusError(500, '', 'x'), new KubeStatusError(503, '', 'x'), new KubeStatusError(504, '', 'x'), new KubeStatusError(422, '', 'x'), new KubeTimeoutError('x'), new KubeUnreachableError('x'), new TypeError('x')]) {
+      assert.equal(toProblem(err, 'w').cause, err, err.message);
+    }
   });
 });

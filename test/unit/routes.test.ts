@@ -1,32 +1,56 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { pino } from 'pino';
 import { buildServer, buildHealthServer } from '../../src/server.js';
 import type { CacheReader } from '../../src/kube/object-store.js';
 import type { CachedDeployment } from '../../src/kube/deployments.js';
 import type { ReplicaService } from '../../src/kube/replicas.js';
 import type { Readiness } from '../../src/routes/health.js';
-import { ProblemError } from '../../src/errors.js';
+import { ProblemError, notFound } from '../../src/errors.js';
 
-const d = (namespace: string, name: string): CachedDeployment => ({ metadata: { name, namespace }, spec: { replicas: 1 } } as CachedDeployment);
+const d = (namespace: string, name: string, replicas = 1): CachedDeployment => ({ metadata: { name, namespace }, spec: { replicas } } as CachedDeployment);
 
+/**
+ * The HTTP app over an in-memory cluster: the cache and the replica service share `items`,
+ * so reads answer the real stored values, writes change them, and a missing Deployment is
+ * a 404 from the service as from the real one. `calls` records every service call.
+ */
 function app(opts: { items?: CachedDeployment[]; synced?: boolean; set?: ReplicaService['set']; health?: boolean; ready?: Readiness } = {}) {
   const items = opts.items ?? [];
+  const find = (ns: string, name: string) => items.find((i) => i.metadata.namespace === ns && i.metadata.name === name);
   const cache: CacheReader<CachedDeployment> = {
-    get: (ns, name) => items.find((i) => i.metadata.namespace === ns && i.metadata.name === name),
+    get: find,
     list: (ns) => items.filter((i) => ns === undefined || i.metadata.namespace === ns),
     hasSynced: () => opts.synced ?? true,
   };
+  const calls: Array<{ op: 'get' | 'set'; namespace: string; deployment: string; replicas?: number }> = [];
   const replicas: ReplicaService = {
-    get: (namespace, deployment) => ({ namespace, deployment, replicas: 1 }),
-    set: opts.set ?? (async (namespace, deployment, n) => ({ namespace, deployment, replicas: n })),
+    get: (namespace, deployment) => {
+      calls.push({ op: 'get', namespace, deployment });
+      const x = find(namespace, deployment);
+      if (!x) throw notFound(`deployment "${deployment}" not found in namespace "${namespace}"`);
+      return { namespace, deployment, replicas: x.spec!.replicas! };
+    },
+    set: opts.set ?? (async (namespace, deployment, n) => {
+      calls.push({ op: 'set', namespace, deployment, replicas: n });
+      const x = find(namespace, deployment);
+      if (!x) throw notFound(`deployment "${deployment}" not found in namespace "${namespace}"`);
+      (x.spec as { replicas: number }).replicas = n;
+      return { namespace, deployment, replicas: n };
+    }),
   };
-  return buildServer({
+  const server = buildServer({
     deployments: cache, replicas, logger: pino({ level: 'silent' }),
     apiHealth: async () => (opts.health === false ? { ok: false, message: 'API server unreachable (ECONNREFUSED)' } : { ok: true }),
     readiness: opts.ready ?? { check: () => ({ ready: true }) },
   });
+  return Object.assign(server, { calls });
 }
+
+/** A PUT of `payload` (a string is sent as is) with `headers`. */
+const put = (url: string, payload: string | object, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+  ({ method: 'PUT' as const, url, payload: typeof payload === 'string' ? payload : JSON.stringify(payload), headers });
 
 describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
   it('sorts the list by namespace, then name (byte order)', async () => {
@@ -69,7 +93,7 @@ describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
     }
     for (const token of ['3', '0', '2147483647']) {
       it(`accepts {"replicas": ${token}}`, async () => {
-        const r = await app().inject({ method: 'PUT', url: '/deployments/ns/web/replicas', headers: { 'content-type': 'application/json' }, payload: `{"replicas":${token}}` });
+        const r = await app({ items: [d('ns', 'web')] }).inject({ method: 'PUT', url: '/deployments/ns/web/replicas', headers: { 'content-type': 'application/json' }, payload: `{"replicas":${token}}` });
         assert.equal(r.statusCode, 200, r.body);
         assert.equal(r.json().replicas, Number(token));
       });
@@ -111,5 +135,141 @@ describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
     assert.deepEqual(ready.json(), { status: 'error', message: 'deployments cache not synced yet' });
     assert.equal((await h.inject('/deployments')).statusCode, 404);
     assert.equal((await h.inject('/healthz')).statusCode, 404);
+  });
+});
+
+describe('Deployment routes over an in-memory cluster (real values, real 4xx)', () => {
+  it('filters the list by ?namespace=, asking the cache for that namespace only', async () => {
+    const r = await app({ items: [d('b', 'x'), d('a', 'z'), d('c', 'y')] }).inject('/deployments?namespace=b');
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual(r.json(), [{ name: 'x', namespace: 'b' }]);
+    assert.deepEqual((await app({ items: [d('b', 'x')] }).inject('/deployments?namespace=nowhere')).json(), []);
+  });
+
+  const badQueries: Array<[string, string, RegExp]> = [
+    ['an invalid namespace', '?namespace=Not_Valid', /"Not_Valid" is not a valid namespace/],
+    ['an empty namespace', '?namespace=', /"" is not a valid namespace/],
+    ['a namespace over 63 characters', `?namespace=${'n'.repeat(64)}`, /is not a valid namespace/],
+    ['a repeated namespace', '?namespace=a&namespace=b', /given more than once/],
+  ];
+  for (const [label, query, detail] of badQueries) {
+    it(`answers 400 for ${label} in the list query`, async () => {
+      const r = await app({ items: [d('a', 'x')] }).inject(`/deployments${query}`);
+      assert.equal(r.statusCode, 400);
+      assert.equal(r.json().reason, 'BadRequest');
+      assert.match(r.json().detail, detail);
+    });
+  }
+
+  it('answers the stored replicas of the named Deployment, 0 included', async () => {
+    const a = app({ items: [d('ns', 'web', 3), d('ns', 'idle', 0), d('other', 'web', 9)] });
+    assert.deepEqual((await a.inject('/deployments/ns/web/replicas')).json(), { deployment: 'web', namespace: 'ns', replicas: 3 });
+    assert.deepEqual((await a.inject('/deployments/ns/idle/replicas')).json(), { deployment: 'idle', namespace: 'ns', replicas: 0 });
+    assert.deepEqual((await a.inject('/deployments/other/web/replicas')).json(), { deployment: 'web', namespace: 'other', replicas: 9 });
+  });
+
+  it('answers 404 problem+json for a Deployment that does not exist (GET and PUT)', async () => {
+    const a = app({ items: [d('ns', 'web', 3)] });
+    for (const r of [await a.inject('/deployments/ns/ghost/replicas'), await a.inject(put('/deployments/ns/ghost/replicas', { replicas: 2 }))]) {
+      assert.equal(r.statusCode, 404);
+      assert.equal(r.headers['content-type'], 'application/problem+json; charset=utf-8');
+      assert.equal(r.json().reason, 'NotFound');
+      assert.match(r.json().detail, /"ghost" not found in namespace "ns"/);
+    }
+  });
+
+  it('writes the requested value to the named Deployment and answers it; a later GET shows it', async () => {
+    const a = app({ items: [d('ns', 'web', 3), d('ns', 'api', 1)] });
+    const r = await a.inject(put('/deployments/ns/web/replicas', { replicas: 7 }));
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual(r.json(), { deployment: 'web', namespace: 'ns', replicas: 7 });
+    assert.deepEqual(a.calls.filter((c) => c.op === 'set'), [{ op: 'set', namespace: 'ns', deployment: 'web', replicas: 7 }]);
+    assert.equal((await a.inject('/deployments/ns/web/replicas')).json().replicas, 7);
+    assert.equal((await a.inject('/deployments/ns/api/replicas')).json().replicas, 1, 'the other Deployment is untouched');
+  });
+
+  it('accepts 0 and the int32 maximum', async () => {
+    const a = app({ items: [d('ns', 'web', 3)] });
+    for (const n of [0, 2147483647]) assert.equal((await a.inject(put('/deployments/ns/web/replicas', { replicas: n }))).json().replicas, n);
+  });
+
+  const refused: Array<[string, string, Record<string, string> | undefined, number, string, RegExp]> = [
+    ['a body over 1 KiB', JSON.stringify({ replicas: 2, pad: 'x'.repeat(2000) }), undefined, 413, 'PayloadTooLarge', /exceeds 1024 bytes/],
+    ['Content-Type text/plain', '{"replicas":2}', { 'content-type': 'text/plain' }, 415, 'UnsupportedMediaType', /application\/json/],
+    ['a charset other than UTF-8', '{"replicas":2}', { 'content-type': 'application/json; charset=utf-16' }, 415, 'UnsupportedMediaType', /"utf-16"/],
+    ['a gzip Content-Encoding', '{"replicas":2}', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, 415, 'UnsupportedMediaType', /gzip/],
+    ['malformed JSON', '{"replicas": 3', undefined, 400, 'BadRequest', /malformed JSON/],
+    ['an empty body', ' ', undefined, 400, 'BadRequest', /body: empty/],
+    ['replicas missing', '{}', undefined, 422, 'Invalid', /missing required property "replicas"/],
+    ['replicas a string', '{"replicas":"3"}', undefined, 422, 'Invalid', /body\.replicas must be integer/],
+    ['replicas a fraction', '{"replicas":1.5}', undefined, 422, 'Invalid', /body\.replicas: 1\.5 /],
+    ['replicas negative', '{"replicas":-1}', undefined, 422, 'Invalid', /body\.replicas: -1 must be >= 0/],
+    ['replicas above int32', '{"replicas":2147483648}', undefined, 422, 'Invalid', /body\.replicas: 2147483648 must be <= 2147483647/],
+    ['another property', '{"replicas":2,"image":"evil"}', undefined, 422, 'Invalid', /unknown property "image"/],
+    ['a __proto__ key', '{"replicas":2,"__proto__":{"x":1}}', undefined, 422, 'Invalid', /unknown property "__proto__"/],
+  ];
+  for (const [label, payload, headers, status, reason, detail] of refused) {
+    it(`answers ${status} ${reason} for ${label}, and writes nothing`, async () => {
+      const a = app({ items: [d('ns', 'web', 3)] });
+      const r = await a.inject(put('/deployments/ns/web/replicas', payload, headers));
+      assert.equal(r.statusCode, status, r.body);
+      assert.equal(r.json().reason, reason);
+      assert.match(r.json().detail, detail);
+      assert.deepEqual(a.calls, [], 'the service was not asked');
+      assert.equal((await a.inject('/deployments/ns/web/replicas')).json().replicas, 3);
+    });
+  }
+
+  it('answers 400 naming the field for an invalid namespace or Deployment name', async () => {
+    const a = app({ items: [d('ns', 'web', 3)] });
+    const cases: Array<[string, RegExp]> = [
+      ['/deployments/UPPER/web/replicas', /params\.namespace: "UPPER" is not a valid namespace/],
+      ['/deployments/ns/bad_name/replicas', /params\.deployment: "bad_name" is not a valid Deployment name/],
+      [`/deployments/${'n'.repeat(64)}/web/replicas`, /params\.namespace/],
+      [`/deployments/ns/${'x'.repeat(254)}/replicas`, /params\.deployment/],
+    ];
+    for (const [url, detail] of cases) {
+      const r = await a.inject(url);
+      assert.equal(r.statusCode, 400, url);
+      assert.match(r.json().detail, detail);
+    }
+    assert.deepEqual(a.calls, []);
+  });
+
+  it('answers 400 for a path segment over 260 characters, and serves a 253-character name', async () => {
+    const long = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`;
+    assert.equal(long.length, 253);
+    const a = app({ items: [d('ns', long, 2)] });
+    assert.equal((await a.inject(`/deployments/ns/${long}/replicas`)).json().replicas, 2);
+    const r = await a.inject(`/deployments/ns/${'x'.repeat(261)}/replicas`);
+    assert.equal(r.statusCode, 400);
+    assert.match(String(r.headers['content-type']), /^application\/problem\+json/);
+    assert.equal(r.json().detail, 'a path segment is longer than 260 characters');
+  });
+
+  it('aborts the write when the client disconnects before the answer', { timeout: 5_000 }, async () => {
+    let signal: AbortSignal | undefined;
+    let started!: () => void;
+    const inHandler = new Promise<void>((r) => { started = r; });
+    const a = app({
+      set: (_ns, _name, _n, s) => {
+        signal = s;
+        started();
+        return new Promise((_resolve, reject) => s!.addEventListener('abort', () => reject(new ProblemError(408, 'RequestTimeout', 'gone'))));
+      },
+    });
+    await a.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const { port } = a.server.address() as { port: number };
+      const sock = connect(port, '127.0.0.1', () => sock.write('PUT /deployments/ns/web/replicas HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{"replicas":1}'));
+      sock.on('error', () => undefined);
+      await inHandler;
+      assert.equal(signal?.aborted, false, 'not aborted while the client waits');
+      sock.destroy();
+      await new Promise<void>((r) => signal!.aborted ? r() : signal!.addEventListener('abort', () => r()));
+      assert.equal(signal!.aborted, true);
+    } finally {
+      await a.close();
+    }
   });
 });
