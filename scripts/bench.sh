@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: a control plane of its own in .cluster-bench/, the read benchmark, then cleanup.
+# `make bench`: a control plane of its own in .cluster-bench/, the read benchmark and the
+# authorization on/off benchmark, then cleanup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PATH="$(hack/node.sh):$PATH"   # the pinned Node.js LTS, also when run directly
@@ -8,3 +9,4 @@ trap 'hack/control-plane/cluster.sh down >/dev/null 2>&1 || true' EXIT
 hack/control-plane/cluster.sh up >/dev/null
 npx tsx bench/reads.ts
 npx tsx bench/hardening.ts   # issue 8: per-request checks on vs off, same run
+npx tsx bench/authz.ts       # issue 7: authorization on vs off (warm decisions), same run

@@ -31,10 +31,10 @@ const conflict = () => { throw new KubeStatusError(409, 'Conflict', 'the object 
 const noSleep = { sleep: async () => undefined, random: () => 0.5 };
 
 describe('KubeReplicaService.set', () => {
-  it('reads the scale, writes it with that resourceVersion as precondition, and answers the committed value', async () => {
+  it('reads the scale, writes it with that resourceVersion as precondition, and answers the committed value and the one before', async () => {
     const client = scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep);
-    assert.deepEqual(await svc.set('ns', 'web', 4), { deployment: 'web', namespace: 'ns', replicas: 4 });
+    assert.deepEqual(await svc.set('ns', 'web', 4), { deployment: 'web', namespace: 'ns', replicas: 4, previousReplicas: 1 });
     assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT']);
     assert.deepEqual(client.calls[1].body, { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'web', namespace: 'ns', resourceVersion: '10' }, spec: { replicas: 4 } });
   });

@@ -7,6 +7,7 @@ import type { CachedDeployment } from '../../src/kube/deployments.js';
 import type { ReplicaService } from '../../src/kube/replicas.js';
 import type { Readiness } from '../../src/routes/health.js';
 import { ProblemError } from '../../src/errors.js';
+import { ALLOW_ALL } from '../../src/authz/authorizer.js';
 
 const d = (namespace: string, name: string): CachedDeployment => ({ metadata: { name, namespace }, spec: { replicas: 1 } } as CachedDeployment);
 
@@ -19,12 +20,13 @@ function app(opts: { items?: CachedDeployment[]; synced?: boolean; set?: Replica
   };
   const replicas: ReplicaService = {
     get: (namespace, deployment) => ({ namespace, deployment, replicas: 1 }),
-    set: opts.set ?? (async (namespace, deployment, n) => ({ namespace, deployment, replicas: n })),
+    set: opts.set ?? (async (namespace, deployment, n) => ({ namespace, deployment, replicas: n, previousReplicas: 1 })),
   };
   return buildServer({
     deployments: cache, replicas, logger: pino({ level: 'silent' }),
     apiHealth: async () => (opts.health === false ? { ok: false, message: 'API server unreachable (ECONNREFUSED)' } : { ok: true }),
     readiness: opts.ready ?? { check: () => ({ ready: true }) },
+    authorizer: ALLOW_ALL, audit: { write: () => undefined, close: async () => undefined },
   });
 }
 
@@ -58,7 +60,7 @@ describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
     for (const [token, detail] of refused) {
       it(`refuses {"replicas": ${token}} with 422 naming body.replicas, before the service is asked`, async () => {
         let called = false;
-        const r = await app({ set: async (namespace, deployment, n) => { called = true; return { namespace, deployment, replicas: n }; } })
+        const r = await app({ set: async (namespace, deployment, n) => { called = true; return { namespace, deployment, replicas: n, previousReplicas: 1 }; } })
           .inject({ method: 'PUT', url: '/deployments/ns/web/replicas', headers: { 'content-type': 'application/json' }, payload: `{"replicas": ${token}}` });
         assert.equal(r.statusCode, 422, r.body);
         assert.equal(r.json().reason, 'Invalid');
