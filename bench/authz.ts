@@ -25,8 +25,10 @@ const TARGET_RATIO = 0.9;
 async function main(): Promise<void> {
   const ns = await benchNamespace();
   const certs = await makeCertFixture();
-  const on = await startProxy({ certs });
-  const off = await startProxy({ certs, args: ['--authorization=none'] });
+  // Rate limits off on both: this measures authorization alone (bench/hardening.ts measures those).
+  const NO_LIMITS = ['--rate-limit-read-rps', '0', '--rate-limit-write-rps', '0'];
+  const on = await startProxy({ certs, args: NO_LIMITS });
+  const off = await startProxy({ certs, args: [...NO_LIMITS, '--authorization=none'] });
   const proxies = [on, off];
   const agents = proxies.map(() => new https.Agent({ keepAlive: true, ca: certs.ca, cert: certs.client.cert, key: certs.client.key }));
   try {
