@@ -38,8 +38,13 @@ build: install ## Build bin/api (one bundled Node.js file).
 	node scripts/build.mjs
 
 .PHONY: generate-certs
-generate-certs: install ## Write certs/{ca,server,client}.{crt,key}; FORCE=1 replaces, EXTRA_SANS=a,b adds SANs, CLIENT_CN=name.
+generate-certs: install ## Write certs/{ca,server,client}.{crt,key}; FORCE=1 replaces, EXTRA_SANS=a,b adds SANs, CLIENT_CN=name, CLIENT_GROUPS=a,b.
 	npx tsx hack/certs.ts certs
+
+.PHONY: client-cert
+client-cert: install ## Issue certs/NAME.{crt,key} from certs/ca.*: NAME=dashboard-1 (the CN unless CLIENT_CN=), CLIENT_GROUPS=a,b (O values).
+	@if [ -z "$(NAME)" ]; then echo "client-cert: set NAME, e.g. make client-cert NAME=ci-pipeline CLIENT_GROUPS=ci" >&2; exit 2; fi
+	npx tsx hack/certs.ts --client "$(NAME)" certs
 
 .PHONY: run
 run: build generate-certs ## Run the proxy against KUBECONFIG or ~/.kube/config on :8443 (probes on :8081).

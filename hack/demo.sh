@@ -23,6 +23,13 @@ sample shop checkout 4
 echo "sample Deployments (no controller-manager runs, so no Pods appear):"
 "${K[@]}" get deployments -A -o custom-columns=NAMESPACE:.metadata.namespace,NAME:.metadata.name,REPLICAS:.spec.replicas
 
+# The demo client is authorized through its group (certificate O), bound to the scaler
+# role by cluster-up; certificates made before groups existed lack it.
+if ! openssl x509 -in certs/client.crt -noout -subject 2>/dev/null | grep -q 'O *= *k8s-api-proxy-demo'; then
+  echo "demo: certs/client.crt is not in group k8s-api-proxy-demo, so the proxy would answer 403;" >&2
+  echo "      run 'make generate-certs FORCE=1' (or bind its CN to a role, see README 'Clients and authorization')" >&2
+fi
+
 C="curl --cacert ./certs/ca.crt --cert ./certs/client.crt --key ./certs/client.key"
 cat <<MSG
 

@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { buildServer } from '../src/server.js';
+import { ALLOW_ALL } from '../src/authz/authorizer.js';
 
 /** Where the committed document lives. */
 export const OPENAPI_FILE = join(import.meta.dirname, '..', 'openapi.json');
@@ -14,6 +15,7 @@ export const OPENAPI_FILE = join(import.meta.dirname, '..', 'openapi.json');
 /** The OpenAPI document of the API app, as `GET /openapi.json` answers it, serialized stably (2-space JSON, final newline). */
 export async function generateOpenApi(): Promise<string> {
   const app = buildServer({
+    authorizer: ALLOW_ALL, audit: { write: () => undefined, close: async () => undefined },
     deployments: { get: () => undefined, list: () => [], hasSynced: () => true },
     replicas: { get: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
     apiHealth: async () => ({ ok: true }),

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
@@ -41,7 +42,21 @@ export interface Config {
   rateLimits: { read: { rps: number; burst: number }; write: { rps: number; burst: number } };
   /** Serve `/metrics` and record metrics (`--metrics=false` turns both off, e.g. to measure their cost). */
   metrics: boolean;
+  /** `rbac`: every Deployment request is authorized by SubjectAccessReview; `none`: every authenticated client may do everything. */
+  authorization: AuthorizationMode;
+  authorizationCacheAllowedTtlMs: number;
+  authorizationCacheDeniedTtlMs: number;
+  /** `-` is stdout. */
+  auditLogPath: string;
+  auditLogMaxSizeMb: number;
+  /** Rotated files kept; 0 keeps all. */
+  auditLogMaxBackups: number;
 }
+
+/** `--authorization` values. */
+export const AUTHORIZATION_MODES = ['rbac', 'none'] as const;
+/** How Deployment requests are authorized. */
+export type AuthorizationMode = typeof AUTHORIZATION_MODES[number];
 
 /** One command-line flag: its environment twin, default and help line. */
 export interface FlagSpec {
@@ -75,6 +90,12 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'shutdown-delay-seconds', env: 'K8S_API_PROXY_SHUTDOWN_DELAY_SECONDS', value: 'N', default: '0', help: 'after SIGTERM, fail /readyz for N seconds before closing listeners (lets endpoints drop the pod)' },
   { flag: 'shutdown-timeout-seconds', env: 'K8S_API_PROXY_SHUTDOWN_TIMEOUT_SECONDS', value: 'N', default: '20', help: 'bound on waiting for in-flight requests after SIGTERM' },
   { flag: 'metrics', env: 'K8S_API_PROXY_METRICS', value: 'BOOL', default: 'true', help: 'record Prometheus metrics and serve them at /metrics on --health-listen; false turns both off' },
+  { flag: 'authorization', env: 'K8S_API_PROXY_AUTHORIZATION', value: 'MODE', default: 'rbac', help: 'rbac: each request is authorized by a SubjectAccessReview for the client\'s user and groups; none: every authenticated client may do everything (logs a warning)' },
+  { flag: 'authorization-cache-allowed-ttl', env: 'K8S_API_PROXY_AUTHORIZATION_CACHE_ALLOWED_TTL', value: 'DURATION', default: '10s', help: 'how long an allow decision is reused (e.g. 10s, 500ms, 1m; 0 disables), at most 1h' },
+  { flag: 'authorization-cache-denied-ttl', env: 'K8S_API_PROXY_AUTHORIZATION_CACHE_DENIED_TTL', value: 'DURATION', default: '5s', help: 'how long a deny decision is reused (0 disables), at most 1h' },
+  { flag: 'audit-log-path', env: 'K8S_API_PROXY_AUDIT_LOG_PATH', value: 'PATH', default: '-', help: 'where audit events (audit.k8s.io/v1 Event JSON lines) go; - is stdout' },
+  { flag: 'audit-log-maxsize', env: 'K8S_API_PROXY_AUDIT_LOG_MAXSIZE', value: 'MB', default: '100', help: 'rotate the audit log file when it reaches this many megabytes (decimals allowed)' },
+  { flag: 'audit-log-maxbackup', env: 'K8S_API_PROXY_AUDIT_LOG_MAXBACKUP', value: 'N', default: '10', help: 'rotated audit log files to keep (0 keeps all)' },
 ];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -153,6 +174,18 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
   if (listen && healthListen && listen.port === healthListen.port && listen.port !== 0 && listen.host === healthListen.host) {
     errors.push(`--health-listen: ${healthListen.host}:${healthListen.port} is the same address as --listen`);
   }
+  const authorization = get('authorization')! as AuthorizationMode;
+  if (!AUTHORIZATION_MODES.includes(authorization)) errors.push(`--authorization: "${authorization}" is not one of ${AUTHORIZATION_MODES.join(', ')}`);
+  const authorizationCacheAllowedTtlMs = parseDuration('--authorization-cache-allowed-ttl', get('authorization-cache-allowed-ttl')!, errors);
+  const authorizationCacheDeniedTtlMs = parseDuration('--authorization-cache-denied-ttl', get('authorization-cache-denied-ttl')!, errors);
+  const auditLogPath = get('audit-log-path')!;
+  if (auditLogPath !== '-') checkWritableFile('--audit-log-path', auditLogPath, errors);
+  const auditLogMaxSizeMb = Number(get('audit-log-maxsize'));
+  if (!/^\d+(\.\d+)?$/.test(get('audit-log-maxsize')!) || !(auditLogMaxSizeMb >= 0.001 && auditLogMaxSizeMb <= 1_048_576)) {
+    errors.push(`--audit-log-maxsize: "${get('audit-log-maxsize')}" is not a number of megabytes between 0.001 and 1048576`);
+  }
+  const auditLogMaxBackups = Number(get('audit-log-maxbackup'));
+  if (!/^\d{1,6}$/.test(get('audit-log-maxbackup')!)) errors.push(`--audit-log-maxbackup: "${get('audit-log-maxbackup')}" is not a whole number of files (0 keeps all)`);
   const kubeconfig = get('kubeconfig');
   const context = get('context');
   const serviceAccountDir = get('service-account-dir')!;
@@ -174,6 +207,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
       tlsCert, tlsKey, clientCa, logLevel, shutdownTimeoutSeconds, shutdownDelaySeconds, requestTimeoutSeconds,
       tlsHandshakeTimeoutSeconds, maxConnections, maxConnectionsPerIp, maxConnectionAgeSeconds, rateLimits,
       metrics: metricsValue === 'true',
+      authorization, authorizationCacheAllowedTtlMs, authorizationCacheDeniedTtlMs, auditLogPath, auditLogMaxSizeMb, auditLogMaxBackups,
     },
   };
 }
@@ -223,6 +257,28 @@ function parseRate(flag: string, value: string, errors: string[]): number {
     return 0;
   }
   return n;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** Parses a Go-style duration (`10s`, `500ms`, `1m`, `0`) into milliseconds, at most one hour. */
+export function parseDuration(flag: string, value: string, errors: string[]): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
+  const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2] ?? (Number(m[1]) === 0 ? 's' : '')] : NaN;
+  if (!Number.isFinite(ms) || ms > 3_600_000) {
+    errors.push(`${flag}: "${value}" is not a duration of at most 1h (e.g. 10s, 500ms, 1m; 0 disables)`);
+    return 0;
+  }
+  return Math.round(ms);
+}
+
+function checkWritableFile(flag: string, path: string, errors: string[]): void {
+  try {
+    if (!statSync(dirname(path)).isDirectory()) throw Object.assign(new Error(), { code: 'ENOTDIR' });
+    accessSync(dirname(path), fsConstants.W_OK);
+  } catch (err) {
+    errors.push(`${flag}: cannot write in ${dirname(path)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 function readFile(flag: string, path: string, errors: string[]): Buffer | undefined {

@@ -13,8 +13,13 @@ import { serverTlsOptions } from './tls/server-tls.js';
 import { TrustedCas } from './tls/trust.js';
 import { RefusalLog } from './tls/refusal-log.js';
 import { createMetrics, disabledMetrics } from './metrics/registry.js';
+import type { AuthzRecorder } from './metrics/recorders.js';
 import { VERSION } from './version.js';
 import { recordRefusal } from './tls/handshake-metrics.js';
+import { ALLOW_ALL, type Authorizer } from './authz/authorizer.js';
+import { SubjectAccessReviewAuthorizer } from './authz/subject-access-review.js';
+import { CachingAuthorizer } from './authz/decision-cache.js';
+import { openAuditLog } from './audit/audit-log.js';
 
 /** A watch may be disconnected this long (reconnecting) before `/readyz` reports the cache stale. */
 export const STALE_AFTER_MS = 60_000;
@@ -90,7 +95,13 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const trust = new TrustedCas(config.clientCa);
   const refusals = new RefusalLog(logger, { onRefusal: (r) => recordRefusal(metrics.tls, r.code, r.reason) });
   const apiHealth = cachedApiHealth(proxyHealth(apiServerReadyz(client, undefined, logger), access));
-  const api = buildServer({ deployments, replicas, apiHealth, readiness, logger, recorders: metrics }, {
+  const authorizer = createAuthorizer(config, client, logger, metrics.authz);
+  const audit = openAuditLog({
+    recorder: metrics.audit,
+    path: config.auditLogPath, maxSizeMb: config.auditLogMaxSizeMb, maxBackups: config.auditLogMaxBackups,
+    onError: (err) => logger.error({ err, path: config.auditLogPath }, 'audit log file failed; audit events now go to stdout'),
+  });
+  const api = buildServer({ deployments, replicas, apiHealth, readiness, logger, recorders: metrics, authorizer, audit }, {
     tls, trust, refusals,
     limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 },
     connections: {
@@ -110,6 +121,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const failed = bound.filter((b): b is PromiseRejectedResult => b.status === 'rejected').map((b) => (b.reason as Error).message);
   if (failed.length > 0) {
     await Promise.all([api.close(), health.close()]);
+    await audit.close();
     client.close();
     throw new ListenError(failed.join('\n  '));
   }
@@ -136,11 +148,24 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
     }
     access.stop();
     await deployments.stop();
+    await audit.close();
     client.close();
     refusals.flush();
     logger.info({ conflictsRetried: replicas.conflicts, tlsClientsRefused: refusals.counts() }, 'stopped');
   })());
   return { apiUrl, healthUrl, shutdown };
+}
+
+/** `--authorization`: SubjectAccessReviews behind the decision cache, or (warned about) no authorization at all. */
+function createAuthorizer(config: Config, client: KubeClient, logger: Logger, recorder: AuthzRecorder): Authorizer {
+  if (config.authorization === 'none') {
+    logger.warn('--authorization=none: every client whose certificate chains to --client-ca may list and scale every Deployment in every namespace');
+    return ALLOW_ALL;
+  }
+  logger.info({ allowedTtlMs: config.authorizationCacheAllowedTtlMs, deniedTtlMs: config.authorizationCacheDeniedTtlMs }, 'authorization: SubjectAccessReview (RBAC)');
+  return new CachingAuthorizer(new SubjectAccessReviewAuthorizer(client), {
+    allowedTtlMs: config.authorizationCacheAllowedTtlMs, deniedTtlMs: config.authorizationCacheDeniedTtlMs, recorder,
+  });
 }
 
 /** Raised when an address cannot be bound (in use, not local, unresolvable): a configuration error naming its flag. */

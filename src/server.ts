@@ -9,6 +9,9 @@ import type { CacheReader } from './kube/object-store.js';
 import type { CachedDeployment } from './kube/deployments.js';
 import type { ReplicaService } from './kube/replicas.js';
 import type { ApiHealthCheck } from './kube/api-health.js';
+import type { ClientIdentity } from './auth/client-identity.js';
+import type { Authorizer } from './authz/authorizer.js';
+import type { AuditSink } from './audit/audit-log.js';
 import type { ServerTlsOptions } from './tls/server-tls.js';
 import { DEFAULT_CONNECTION_LIMITS, TlsGuard, type ConnectionLimits } from './tls/guard.js';
 import { RefusalLog } from './tls/refusal-log.js';
@@ -39,6 +42,10 @@ export interface ServerDeps {
   recorders?: { http: HttpRecorder; tls: TlsRecorder };
   /** Served at `/metrics` on the probe listener; omitted (`--metrics=false`), there is no `/metrics`. */
   metrics?: MetricsEndpoint;
+  /** Asked before every Deployment endpoint (`--authorization`). */
+  authorizer: Authorizer;
+  /** Receives one event per PUT and per denial. */
+  audit: AuditSink;
 }
 
 /**
@@ -61,6 +68,8 @@ declare module 'fastify' {
     clientCN: string;
     /** SHA-256 fingerprint of that certificate, logged beside the CN ('' when not on TLS). */
     clientFingerprint: string;
+    /** The verified client's whole identity: user, groups, fingerprint (undefined when not on TLS). */
+    clientIdentity: ClientIdentity | undefined;
   }
 }
 
@@ -91,12 +100,17 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
     forceCloseConnections: 'idle',
     // Node honours requestTimeout only when given to the server's constructor (seen on 20,
     // kept on 24); setting it afterwards, as Fastify does, is ignored: pass it in both places.
+    // allowHalfOpen (TLS) + httpAllowHalfOpen (below): a client that half-closes after
+    // sending its request still gets the answer, also when deciding it takes a round trip
+    // (an uncached authorization decision); Node would otherwise end the socket at its FIN.
     ...(options.tls ? {
-      https: { ...options.tls, requestTimeout: limits.requestTimeoutMs, requireHostHeader: false, handshakeTimeout: connections.handshakeTimeoutMs },
+      https: { ...options.tls, allowHalfOpen: true, requestTimeout: limits.requestTimeoutMs, requireHostHeader: false, handshakeTimeout: connections.handshakeTimeoutMs },
     } : { http: { requestTimeout: limits.requestTimeoutMs, requireHostHeader: false } }),
   });
+  if (options.tls) (app.server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
   app.decorateRequest('clientCN', '');
   app.decorateRequest('clientFingerprint', '');
+  app.decorateRequest('clientIdentity', undefined);
   // First hook: every request below, refused by the guard or not, gets its one line.
   installRequestLog(app, deps.logger, malformed);
   // Also before the guard: requests answered by any later hook (guard, 404/405, rate limits)
@@ -125,6 +139,7 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
       }
       req.clientCN = verdict.identity.commonName;
       req.clientFingerprint = verdict.identity.fingerprint256;
+      req.clientIdentity = verdict.identity;
       if (verdict.closeAfter) reply.header('connection', 'close');
     });
   }
@@ -133,7 +148,7 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
   decorate(app, known, malformed);
   registerOpenApi(app, known);
   app.register(healthRoutes, { apiHealth: deps.apiHealth, readiness: deps.readiness, known });
-  app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, known });
+  app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, authorizer: deps.authorizer, audit: deps.audit, known });
   return app;
 }
 

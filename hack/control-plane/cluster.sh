@@ -19,7 +19,10 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 D="${CLUSTER_DIR:-$ROOT/.cluster}"
 READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-90}"
-RBAC_FILE="$ROOT/charts/k8s-api-proxy/rbac/clusterrole.yaml"
+RBAC_DIR="$ROOT/charts/k8s-api-proxy/rbac"
+RBAC_FILE="$RBAC_DIR/clusterrole.yaml"
+# The demo client certificate's group (hack/certs.ts DEMO_CLIENT_GROUP), bound to the scaler role.
+DEMO_CLIENT_GROUP=k8s-api-proxy-demo
 PROXY_NS=k8s-api-proxy
 PROXY_SA=k8s-api-proxy
 # The Helm release `make deploy` installs by default; the chart names cluster-scoped
@@ -182,6 +185,12 @@ write_kubeconfig() { # write_kubeconfig FILE USER TOKEN [NAMESPACE]
   mv "$tmp" "$f"
 }
 
+apply_as() { # apply_as FILE NAME: apply the object in FILE under metadata.name NAME (admin)
+  "$KUBECTL" --kubeconfig="$D/admin.kubeconfig" create --dry-run=client -o json -f "$1" \
+    | NAME="$2" node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);r.metadata.name=process.env.NAME;process.stdout.write(JSON.stringify(r))})' \
+    | "$KUBECTL" --kubeconfig="$D/admin.kubeconfig" apply --server-side -f - >/dev/null
+}
+
 bootstrap() {
   local admin="$D/admin.kubeconfig" k
   write_kubeconfig "$admin" admin "$(cut -d, -f1 "$D/tokens.csv")"
@@ -198,17 +207,23 @@ bootstrap() {
   fi
   "${k[@]}" create namespace "$PROXY_NS" --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
   "${k[@]}" -n "$PROXY_NS" create serviceaccount "$PROXY_SA" --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
-  # The rules from the chart's file, under the name the chart gives its ClusterRole.
-  "${k[@]}" create --dry-run=client -o json -f "$RBAC_FILE" \
-    | PROXY_RBAC="$PROXY_RBAC" node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);r.metadata.name=process.env.PROXY_RBAC;process.stdout.write(JSON.stringify(r))})' \
-    | "${k[@]}" apply --server-side -f - >/dev/null
+  # The rules from the chart's files, under the names the chart gives its ClusterRoles:
+  # the proxy's own, and the two client roles (<name>-viewer, <name>-scaler).
+  apply_as "$RBAC_FILE" "$PROXY_RBAC"
+  apply_as "$RBAC_DIR/client-viewer.yaml" "$PROXY_RBAC-viewer"
+  apply_as "$RBAC_DIR/client-scaler.yaml" "$PROXY_RBAC-scaler"
   "${k[@]}" create clusterrolebinding "$PROXY_RBAC" --clusterrole="$PROXY_RBAC" \
     --serviceaccount="$PROXY_NS:$PROXY_SA" --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
-  # Mark the three objects as belonging to the Helm release $RELEASE in $PROXY_NS, so that
+  # The demo: clients in group k8s-api-proxy-demo (the O of `make generate-certs`' client
+  # certificate) may list and scale everywhere, so the README's curl commands work.
+  "${k[@]}" create clusterrolebinding k8s-api-proxy-demo --clusterrole="$PROXY_RBAC-scaler" \
+    --group="$DEMO_CLIENT_GROUP" --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
+  # Mark the objects the chart also renders as belonging to the Helm release $RELEASE in $PROXY_NS, so that
   # `make deploy` against this cluster adopts them instead of failing on "exists and
   # cannot be imported" (the chart renders the same names for that release).
   local obj
-  for obj in "-n $PROXY_NS serviceaccount/$PROXY_SA" "clusterrole/$PROXY_RBAC" "clusterrolebinding/$PROXY_RBAC"; do
+  for obj in "-n $PROXY_NS serviceaccount/$PROXY_SA" "clusterrole/$PROXY_RBAC" "clusterrolebinding/$PROXY_RBAC" \
+             "clusterrole/$PROXY_RBAC-viewer" "clusterrole/$PROXY_RBAC-scaler"; do
     # shellcheck disable=SC2086
     "${k[@]}" label --overwrite $obj app.kubernetes.io/managed-by=Helm >/dev/null
     # shellcheck disable=SC2086

@@ -10,11 +10,17 @@ export interface ClientIdentity {
   commonName: string;
   /** SHA-256 fingerprint of the leaf, `AA:BB:…`. */
   fingerprint256: string;
+  /** Subject O values in certificate order, then `system:authenticated`: kube-apiserver's x509 mapping. */
+  groups: string[];
 }
 
+/** The group kube-apiserver adds to every authenticated user. */
+export const AUTHENTICATED_GROUP = 'system:authenticated';
+
 /**
- * The client identity of an mTLS connection: the verified peer leaf certificate's
- * subject CN. Only the TLS layer is consulted, never request headers. Returns
+ * The client identity of an mTLS connection, mapped as kube-apiserver maps x509 client
+ * certificates (k8s.io/apiserver authentication/request/x509 `CommonNameUserConversion`):
+ * subject CN → username, each subject O → a group, plus `system:authenticated`. Only the TLS layer is consulted, never request headers. Returns
  * undefined when the socket is not TLS, not authorized, or has no peer certificate.
  */
 export function clientIdentity(socket: TLSSocket): ClientIdentity | undefined {
@@ -22,7 +28,9 @@ export function clientIdentity(socket: TLSSocket): ClientIdentity | undefined {
   const cert = socket.getPeerCertificate();
   if (!cert || !cert.raw) return undefined;
   const cn = cert.subject?.CN;
-  return { commonName: Array.isArray(cn) ? cn.join(',') : (cn ?? ''), fingerprint256: cert.fingerprint256 };
+  const o = cert.subject?.O;
+  const groups = [...(o === undefined ? [] : Array.isArray(o) ? o : [o]), AUTHENTICATED_GROUP];
+  return { commonName: Array.isArray(cn) ? cn.join(',') : (cn ?? ''), fingerprint256: cert.fingerprint256, groups };
 }
 
 /** Unicode control, format (bidi overrides, zero-width…), line and paragraph separators: text a log reader cannot see. */

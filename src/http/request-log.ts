@@ -39,7 +39,7 @@ export function requestLogLevel(status: number, malformed: boolean): RequestLogL
 
 /**
  * Exactly one log line per request, written when its response closes: `msg: "request"`
- * with `reqId`, `client` and `clientSha256` (when on mTLS), `method`, `path` (no query),
+ * with `reqId`, `client`, `groups` and `clientSha256` (when on mTLS), `method`, `path` (no query),
  * `status` (the code, or `"aborted"` when the connection closed before the response was
  * complete: a client that gave up during a conflict retry or a hung upstream call),
  * `durationMs`, and for answers of 400 and above the problem's `reason` plus any `cause`
@@ -77,7 +77,7 @@ export function installRequestLog(app: FastifyInstance, logger: Logger, malforme
 
 function line(req: FastifyRequest): Record<string, unknown> {
   return {
-    ...(req.clientCN ? { client: req.clientCN, clientSha256: req.clientFingerprint } : {}),
+    ...(req.clientCN ? { client: req.clientCN, groups: req.clientIdentity?.groups, clientSha256: req.clientFingerprint } : {}),
     method: req.method,
     path: req.url.split('?')[0],
   };

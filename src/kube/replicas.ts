@@ -13,6 +13,9 @@ export interface ReplicasView {
   replicas: number;
 }
 
+/** A committed write: the value set, and `previousReplicas`, what the API server held just before (for the audit trail). */
+export type ScaleResult = ReplicasView & { previousReplicas: number };
+
 /** What the routes need: reads from the cache, writes to the API server. */
 export interface ReplicaService {
   /** @throws ProblemError 503 (cache not synced) or 404. */
@@ -21,7 +24,7 @@ export interface ReplicaService {
    * Sets spec.replicas. `signal` aborts when the client has gone: no further attempt starts.
    * @throws ProblemError 404, 409 (retries exhausted), 422, 429 (too many writes to it in line), 502, 503, 504.
    */
-  set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ReplicasView>;
+  set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ScaleResult>;
 }
 
 /**
@@ -164,7 +167,7 @@ export class KubeReplicaService implements ReplicaService {
     return { deployment: name, namespace, replicas: this.overlay.resolve(namespace, name, d) };
   }
 
-  async set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ReplicasView> {
+  async set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ScaleResult> {
     const key = `${namespace}/${name}`;
     const inLine = this.queued.get(key) ?? 0;
     if (inLine >= this.maxQueued) {
@@ -197,7 +200,7 @@ export class KubeReplicaService implements ReplicaService {
    * arrival; else the first GET's). A Deployment deleted and recreated under the same
    * name in between is another object: the write answers 409 and never touches it.
    */
-  private async setWithRetry(namespace: string, name: string, replicas: number, deadline: number, signal?: AbortSignal, uid?: string): Promise<ReplicasView> {
+  private async setWithRetry(namespace: string, name: string, replicas: number, deadline: number, signal?: AbortSignal, uid?: string): Promise<ScaleResult> {
     const path = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(name)}/scale`;
     const what = `deployment "${name}" in namespace "${namespace}"`;
     let delay = this.retry.initialMs;
@@ -229,7 +232,7 @@ export class KubeReplicaService implements ReplicaService {
         this.recorder.write(committed === current ? 'unchanged' : 'updated');
         const value = committed.spec?.replicas ?? 0;
         this.overlay.record(namespace, name, value, committed.metadata.resourceVersion);
-        return { deployment: name, namespace, replicas: value };
+        return { deployment: name, namespace, replicas: value, previousReplicas: current.spec?.replicas ?? 0 };
       } catch (err) {
         if (err instanceof KubeStatusError && err.code === 409) {
           this.conflicts++;

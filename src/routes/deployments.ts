@@ -6,6 +6,10 @@ import type { CachedDeployment } from '../kube/deployments.js';
 import type { ReplicaService } from '../kube/replicas.js';
 import type { KnownPaths } from './unrouted.js';
 import { problemResponses } from './problem-schema.js';
+import type { Authorizer, ResourceAttributes } from '../authz/authorizer.js';
+import type { AuditSink } from '../audit/audit-log.js';
+import { ANNOTATIONS } from '../audit/audit-event.js';
+import { RouteAuthorization } from './authorization.js';
 
 /** Kubernetes' limit on `spec.replicas` (int32). */
 export const MAX_REPLICAS = 2_147_483_647;
@@ -15,13 +19,19 @@ export const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 /** DNS-1123 subdomain: Deployment names (same page, #dns-subdomain-names). */
 export const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 const DNS1123_LABEL_RE = new RegExp(DNS1123_LABEL);
+const DNS1123_SUBDOMAIN_RE = new RegExp(DNS1123_SUBDOMAIN);
 
-/** What the Deployment routes read from (cache), write through (service), and register 405s in. */
+/** What the Deployment routes read from (cache), write through (service), ask (authorizer), record to (audit) and register 405s in. */
 export interface DeploymentRouteOptions {
   deployments: CacheReader<CachedDeployment>;
   replicas: ReplicaService;
+  authorizer: Authorizer;
+  audit: AuditSink;
   known: KnownPaths;
 }
+
+/** The RBAC resource every Deployment endpoint is authorized against. */
+const DEPLOYMENTS = { group: 'apps', resource: 'deployments' } as const;
 
 const replicasView = {
   type: 'object',
@@ -50,34 +60,63 @@ const listSchema = {
         properties: { name: { type: 'string' }, namespace: { type: 'string' } }, additionalProperties: false,
       },
     },
-    ...problemResponses(400, 500, 503),
+    ...problemResponses(400, 403, 500, 502, 503),
   },
 };
 
 interface ReplicasParams { namespace: string; deployment: string }
+const REPLICAS_PATH = '/deployments/:namespace/:deployment/replicas';
+
+/** `get`/`update` on `apps/deployments/scale` of one Deployment: what kube-apiserver checks for the same scale call. */
+const scaleAttributes = (verb: 'get' | 'update', p: ReplicasParams): ResourceAttributes =>
+  ({ verb, ...DEPLOYMENTS, subresource: 'scale', namespace: p.namespace, name: p.deployment });
+
+/** Syntactically invalid names are answered 400 by the schema, without asking anyone. */
+const validParams = (p: ReplicasParams): boolean =>
+  p.namespace.length <= 63 && DNS1123_LABEL_RE.test(p.namespace) && p.deployment.length <= 253 && DNS1123_SUBDOMAIN_RE.test(p.deployment);
 
 /**
  * RFD 0001's Deployment endpoints. Reads come from the watch-fed cache only;
  * the PUT goes to the API server through {@link ReplicaService}.
  */
 export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = async (app, opts) => {
+  const authz = new RouteAuthorization(opts.authorizer, opts.audit);
+  // Every PUT is audited, also one refused before this plugin's hooks ran (rate limit).
+  authz.register(app, (req) => (req.method === 'PUT' && req.routeOptions.url === REPLICAS_PATH
+    ? scaleAttributes('update', req.params as ReplicasParams) : undefined));
+  const notSynced = () => unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
+
   app.get<{ Querystring: { namespace?: unknown } }>('/deployments', { schema: listSchema }, async (req) => {
     const ns = req.query.namespace;
     if (Array.isArray(ns)) throw badRequest('querystring.namespace: given more than once; pass one namespace or none');
     if (ns !== undefined && (typeof ns !== 'string' || ns.length > 63 || !DNS1123_LABEL_RE.test(ns))) {
       throw badRequest(`querystring.namespace: "${String(ns)}" is not a valid namespace (a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters)`);
     }
-    if (!opts.deployments.hasSynced()) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
-    return opts.deployments.list(ns)
+    let items: CachedDeployment[];
+    if (ns !== undefined) {
+      await authz.require(req, { verb: 'list', ...DEPLOYMENTS, namespace: ns });
+      if (!opts.deployments.hasSynced()) throw notSynced();
+      items = opts.deployments.list(ns);
+    } else {
+      // All namespaces: everything for a cluster-wide lister, else only the namespaces
+      // (present in the cache) where the user may list; never a 403.
+      const visible = await authz.visibleNamespaces(req, { verb: 'list', ...DEPLOYMENTS }, () => opts.deployments.list().map((d) => d.metadata.namespace));
+      if (!opts.deployments.hasSynced()) throw notSynced();
+      items = visible === 'all' ? opts.deployments.list() : [...visible].flatMap((n) => opts.deployments.list(n));
+    }
+    return items
       .map((d) => ({ name: d.metadata.name, namespace: d.metadata.namespace }))
       .sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name));
   });
 
-  app.get<{ Params: ReplicasParams }>('/deployments/:namespace/:deployment/replicas', {
-    schema: { params, response: { 200: { ...replicasView, description: 'spec.replicas, from the cache' }, ...problemResponses(400, 404, 500, 503) } },
+  app.get<{ Params: ReplicasParams }>(REPLICAS_PATH, {
+    schema: { params, response: { 200: { ...replicasView, description: 'spec.replicas, from the cache' }, ...problemResponses(400, 403, 404, 500, 502, 503) } },
+    onRequest: async (req) => {
+      if (validParams(req.params)) await authz.require(req, scaleAttributes('get', req.params));
+    },
   }, async (req) => opts.replicas.get(req.params.namespace, req.params.deployment));
 
-  app.put<{ Params: ReplicasParams; Body: { replicas: number } }>('/deployments/:namespace/:deployment/replicas', {
+  app.put<{ Params: ReplicasParams; Body: { replicas: number } }>(REPLICAS_PATH, {
     schema: {
       params,
       body: {
@@ -87,6 +126,11 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
         additionalProperties: false,
       },
       response: { 200: { ...replicasView, description: 'the committed spec.replicas' }, ...problemResponses(400, 403, 404, 408, 409, 413, 415, 422, 500, 502, 503, 504) },
+    },
+    // Decided before the body is read or any write starts; every PUT is audited, whatever its outcome.
+    onRequest: async (req) => {
+      authz.track(req, scaleAttributes('update', req.params), true);
+      if (validParams(req.params)) await authz.require(req, scaleAttributes('update', req.params));
     },
     // No body at all (and so no Content-Type) is a malformed request, not an invalid object.
     preValidation: async (req) => {
@@ -98,11 +142,16 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
     // If the client goes away, stop: do not start (or retry) a write nobody waits for.
     const gone = new AbortController();
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
-    return opts.replicas.set(req.params.namespace, req.params.deployment, req.body.replicas, gone.signal);
+    const annotations = req.pendingAudit!.annotations;
+    annotations[ANNOTATIONS.replicasRequested] = String(req.body.replicas);
+    const { previousReplicas, ...view } = await opts.replicas.set(req.params.namespace, req.params.deployment, req.body.replicas, gone.signal);
+    annotations[ANNOTATIONS.replicasBefore] = String(previousReplicas);
+    annotations[ANNOTATIONS.replicasAfter] = String(view.replicas);
+    return view;
   });
 
   opts.known.add('/deployments', ['GET', 'HEAD']);
-  opts.known.add('/deployments/:namespace/:deployment/replicas', ['GET', 'HEAD', 'PUT']);
+  opts.known.add(REPLICAS_PATH, ['GET', 'HEAD', 'PUT']);
 };
 
 /** A plain JSON integer literal: no fraction, no exponent, no leading zero (RFC 8259 §6 `int`). */

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCa, issueCert, DEFAULT_SERVER_SANS, type IssuedCert } from '../../hack/certs.js';
+import { createCa, issueCert, DEFAULT_SERVER_SANS, DEMO_CLIENT_GROUP, type IssuedCert } from '../../hack/certs.js';
 
 /** A directory of certificates for one test file, made by the same generator as `make generate-certs`. */
 export interface CertFixture {
@@ -10,6 +10,7 @@ export interface CertFixture {
   serverCertFile: string;
   serverKeyFile: string;
   ca: string;
+  /** CN ci-pipeline, O k8s-api-proxy-demo: the demo group, which cluster.sh binds to the scaler ClusterRole cluster-wide. */
   client: { cert: string; key: string };
   /** Valid client certificate from an unrelated CA. */
   otherCaClient: { cert: string; key: string };
@@ -35,8 +36,8 @@ export interface CertFixture {
   issueShortLived(seconds: number, commonName?: string): Promise<{ cert: string; key: string }>;
   /** The certificate of the CA behind `otherCaClient` (PEM). */
   otherCa: string;
-  /** A valid client certificate of the fixture CA with this CN. */
-  issueClient(commonName: string): Promise<{ cert: string; key: string }>;
+  /** A valid client certificate of the fixture CA with this CN and one O per group (its Kubernetes groups). */
+  issueClient(commonName: string, groups?: string[]): Promise<{ cert: string; key: string }>;
   /** A fresh server pair from the same CA (for reload tests). */
   issueServer(): Promise<IssuedCert>;
 }
@@ -47,7 +48,7 @@ export async function makeCertFixture(): Promise<CertFixture> {
   const ca = await createCa('test CA');
   const issueServer = (): Promise<IssuedCert> => issueCert(ca, { commonName: 'k8s-api-proxy', usages: ['server'], sans: DEFAULT_SERVER_SANS });
   const server = await issueServer();
-  const client = await issueCert(ca, { commonName: 'ci-pipeline', usages: ['client'] });
+  const client = await issueCert(ca, { commonName: 'ci-pipeline', organizations: [DEMO_CLIENT_GROUP], usages: ['client'] });
   const other = await createCa('another CA');
   const otherClient = await issueCert(other, { commonName: 'intruder', usages: ['client'] });
   const day = 86_400_000;
@@ -87,7 +88,7 @@ export async function makeCertFixture(): Promise<CertFixture> {
     issueShortLived: async (seconds, commonName = 'short-lived') => pair(await issueCert(ca, {
       commonName, usages: ['client'], notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + seconds * 1000),
     })),
-    issueClient: async (commonName) => pair(await issueCert(ca, { commonName, usages: ['client'] })),
+    issueClient: async (commonName, groups = []) => pair(await issueCert(ca, { commonName, organizations: groups, usages: ['client'] })),
     issueServer,
   };
 }

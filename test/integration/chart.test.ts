@@ -220,6 +220,25 @@ describe('Helm chart and in-cluster mode', () => {
       assert.equal((await template([...tlsValues, '--kube-version', '1.34.4'])).code, 0);
     });
 
+    it('renders the viewer and scaler client ClusterRoles from rbac/client-*.yaml, and binds clientBindings cluster-wide or per namespace', async () => {
+      const values = join(mkdtempSync(join(tmpdir(), 'values-')), 'v.yaml');
+      writeFileSync(values, JSON.stringify({ clientBindings: [
+        { name: 'dashboard', role: 'viewer', groups: ['dashboards'] },
+        { name: 'ci-shop', role: 'scaler', users: ['ci-pipeline'], namespaces: ['shop', 'web'] },
+      ] }));
+      const r = await template([...tlsValues, '-f', values]);
+      assert.equal(r.code, 0, r.stderr);
+      const docs = r.stdout.split(/^---$/m);
+      const doc = (kind: string, name: string, ns?: string): string | undefined =>
+        docs.find((d) => new RegExp(`^kind: ${kind}$`, 'm').test(d) && new RegExp(`^  name: ${name}$`, 'm').test(d) && (!ns || new RegExp(`^  namespace: ${ns}$`, 'm').test(d)));
+      assert.match(doc('ClusterRole', 'rel-k8s-api-proxy-k8s-api-proxy-viewer') ?? '', /- deployments\/scale\n\s+verbs:\n\s+- get\n(?!\s+- update)/);
+      assert.match(doc('ClusterRole', 'rel-k8s-api-proxy-k8s-api-proxy-scaler') ?? '', /- deployments\/scale\n\s+verbs:\n\s+- get\n\s+- update/);
+      assert.match(doc('ClusterRoleBinding', 'rel-k8s-api-proxy-k8s-api-proxy-dashboard') ?? '', /kind: ClusterRole\n\s+name: rel-k8s-api-proxy-k8s-api-proxy-viewer[\s\S]*kind: Group\n\s+name: dashboards/);
+      for (const ns of ['shop', 'web']) {
+        assert.match(doc('RoleBinding', 'rel-k8s-api-proxy-ci-shop', ns) ?? '', /name: rel-k8s-api-proxy-k8s-api-proxy-scaler[\s\S]*kind: User\n\s+name: ci-pipeline/, ns);
+      }
+    });
+
     const invalid: Array<[string, string[], RegExp]> = [
       ['a string replica count', ['--set-string', 'replicaCount=two'], /replicaCount.*want integer/],
       ['an unknown log level', ['--set', 'logLevel=loud'], /logLevel/],
@@ -229,6 +248,9 @@ describe('Helm chart and in-cluster mode', () => {
       ['a resource quantity that is not one', ['--set', 'resources.requests.cpu=lots'], /resources\/requests\/cpu/],
       ['a PDB percentage without %', ['--set-string', 'podDisruptionBudget.maxUnavailable=50'], /podDisruptionBudget\/maxUnavailable/],
       ['a label value Kubernetes refuses', ['--set', 'podLabels.team=a b'], /podLabels\/team/],
+      ['a client binding to an unknown role', ['--set', 'clientBindings[0].name=x', '--set', 'clientBindings[0].role=admin', '--set', 'clientBindings[0].users[0]=a'], /clientBindings\/0\/role/],
+      ['a client binding without users or groups', ['--set', 'clientBindings[0].name=x', '--set', 'clientBindings[0].role=viewer'], /clientBindings\/0.*anyOf/],
+      ['a client binding to an invalid namespace', ['--set', 'clientBindings[0].name=x', '--set', 'clientBindings[0].role=viewer', '--set', 'clientBindings[0].groups[0]=g', '--set', 'clientBindings[0].namespaces[0]=Bad_NS'], /namespaces\/0/],
     ];
     for (const [label, args, re] of invalid) {
       it(`fails with a clear message on ${label}`, async () => {
@@ -315,9 +337,10 @@ describe('Helm chart and in-cluster mode', () => {
       assert.equal(await can('list', 'deployments.apps', '-A'), 'yes');
       assert.equal(await can('watch', 'deployments.apps', '-A'), 'yes');
       assert.equal(await can('update', 'deployments.apps', '--subresource=scale', '-n', 'default'), 'yes');
-      assert.equal(await can('list', 'pods', '-A'), 'yes');
+      assert.equal(await can('create', 'subjectaccessreviews.authorization.k8s.io'), 'yes');
       assert.equal(await can('get', '/readyz'), 'yes');
-      for (const denied of [['update', 'deployments.apps'], ['patch', 'deployments.apps'], ['delete', 'deployments.apps'], ['get', 'secrets'], ['get', 'secrets', '-n', ns], ['create', 'pods']]) {
+      for (const denied of [['update', 'deployments.apps'], ['patch', 'deployments.apps'], ['delete', 'deployments.apps'], ['get', 'secrets'], ['get', 'secrets', '-n', ns], ['create', 'pods'],
+        ['list', 'pods', '-A'], ['get', 'pods', '-n', ns], ['impersonate', 'users']]) {
         assert.equal(await can(...denied), 'no', denied.join(' '));
       }
     });

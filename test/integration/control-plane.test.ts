@@ -42,16 +42,31 @@ describe('local control plane', () => {
     const allowed: Array<[string, string, string[]?]> = [
       ['get', 'deployments.apps'], ['list', 'deployments.apps'], ['watch', 'deployments.apps'],
       ['get', 'deployments.apps', ['--subresource=scale']], ['update', 'deployments.apps', ['--subresource=scale']],
-      ['get', 'pods'], ['list', 'pods'], ['watch', 'pods'],
+      ['create', 'subjectaccessreviews.authorization.k8s.io'],
       ['get', '/healthz'], ['get', '/livez'], ['get', '/readyz'],
     ];
     const denied: Array<[string, string, string[]?]> = [
       ['update', 'deployments.apps'], ['patch', 'deployments.apps'], ['delete', 'deployments.apps'], ['create', 'deployments.apps'],
       ['patch', 'deployments.apps', ['--subresource=scale']], ['update', 'deployments.apps', ['--subresource=status']],
       ['get', 'secrets'], ['list', 'secrets', ['-A']], ['delete', 'pods'], ['create', 'pods/exec'],
+      // No endpoint reads Pods, and Pod specs often carry secrets in env values.
+      ['get', 'pods'], ['list', 'pods', ['-A']], ['watch', 'pods', ['-A']],
+      // Asking is not acting: no impersonation.
+      ['impersonate', 'users'], ['impersonate', 'groups'], ['impersonate', 'serviceaccounts'],
     ];
     for (const [verb, res, extra] of allowed) assert.equal(await canI(verb, res, extra), 'yes', `${verb} ${res} ${extra ?? ''}`);
     for (const [verb, res, extra] of denied) assert.equal(await canI(verb, res, extra), 'no', `${verb} ${res} ${extra ?? ''}`);
+  });
+
+  it('installs the client roles and binds the demo client group to the scaler role, cluster-wide', async () => {
+    const canDemo = async (...args: string[]): Promise<string> =>
+      (await kubectl(['auth', 'can-i', ...args, '--as=client', '--as-group=k8s-api-proxy-demo'])).stdout.trim();
+    assert.equal(await canDemo('update', 'deployments.apps', '--subresource=scale', '-n', 'default'), 'yes');
+    assert.equal(await canDemo('list', 'deployments.apps', '-A'), 'yes');
+    assert.equal(await canDemo('update', 'deployments.apps', '-n', 'default'), 'no');
+    assert.equal((await kubectl(['auth', 'can-i', 'list', 'deployments.apps', '-A', '--as=client'])).stdout.trim(), 'no', 'the CN alone is bound to nothing');
+    const roles = await kubectlOk(['get', 'clusterrole', 'k8s-api-proxy-k8s-api-proxy-viewer', 'k8s-api-proxy-k8s-api-proxy-scaler', '-o', 'name']);
+    assert.deepEqual(roles.trim().split('\n'), ['clusterrole.rbac.authorization.k8s.io/k8s-api-proxy-k8s-api-proxy-viewer', 'clusterrole.rbac.authorization.k8s.io/k8s-api-proxy-k8s-api-proxy-scaler']);
   });
 
   it('cluster-up is idempotent: a second run keeps the same processes', async () => {

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { ensureCluster, TestNamespace } from '../helpers/cluster.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
+import { DEMO_CLIENT_GROUP } from '../../hack/certs.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { call } from '../helpers/https.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -334,7 +335,7 @@ describe('hardened front door (issue 8)', () => {
       assert.equal(limited.json.reason, 'TooManyRequests');
       assert.match(String(limited.headers['content-type']), /^application\/problem\+json/);
       assert.ok(Number(limited.headers['retry-after']) >= 1, `Retry-After: ${limited.headers['retry-after']}`);
-      const other = await certs.issueClient('other-team');
+      const other = await certs.issueClient('other-team', [DEMO_CLIENT_GROUP]); // bound to the scaler role like the fixture's client
       const r = await proxy.request(path, { method: 'PUT', body: { replicas: 7 }, tls: { ca: certs.ca, ...other } });
       assert.equal(r.status, 200, r.text);
       assert.equal((await proxy.request(path)).status, 200, 'reads have their own budget');

@@ -24,8 +24,11 @@ describe('API server outages', () => {
       ns = await TestNamespace.create('outage');
       await ns.createDeployment('web', { replicas: 2 });
       await ns.createDeployment('doomed', { replicas: 1 });
-      proxy = await startProxy({ certs });
+      // Decisions cached long enough to outlast the outage: cached reads are served only
+      // while their authorization decisions are cached (authz.test.ts shows the 503 after).
+      proxy = await startProxy({ certs, args: ['--authorization-cache-allowed-ttl=5m'] });
       await waitFor('cache has web', async () => (await proxy.request(`/deployments/${ns.name}/web/replicas`)).status === 200);
+      assert.equal((await proxy.request(`/deployments?namespace=${ns.name}`)).status, 200);
     });
     after(async () => {
       await proxy?.stop();
@@ -83,10 +86,12 @@ describe('API server outages', () => {
         const one = await proxy.request('/deployments/default/anything/replicas');
         assert.equal(one.status, 503);
         assert.equal(one.json.reason, 'ServiceUnavailable');
+        // Authorization is decided first and fails closed: no API server, no decision.
         const read = await proxy.request('/deployments');
         assert.equal(read.status, 503);
-        assert.equal(read.headers['retry-after'], '1');
+        assert.equal(read.headers['retry-after'], '2');
         assert.equal(read.json.reason, 'ServiceUnavailable');
+        assert.match(read.json.detail, /authorization is unavailable/);
         await sleep(3_000);
         const failures = proxy.logs.filter((l) => l.msg === 'list/watch failed; backing off').length;
         assert.ok(failures >= 2 && failures <= 5, `backed off, not a tight loop: ${failures} attempts in 3 s`);

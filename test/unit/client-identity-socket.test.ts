@@ -20,8 +20,8 @@ describe('clientIdentity (the TLS socket, never headers) and unfitReason bounds'
     peer = { raw: Buffer.from(x.raw), subject: { CN: 'ci pipeline' }, fingerprint256: x.fingerprint256 };
   });
 
-  it('is the verified leaf CN and fingerprint', () => {
-    assert.deepEqual(clientIdentity(socket(true, peer) as unknown as TLSSocket), { commonName: 'ci pipeline', fingerprint256: peer.fingerprint256 });
+  it('is the verified leaf CN, fingerprint, and groups (no O: only system:authenticated)', () => {
+    assert.deepEqual(clientIdentity(socket(true, peer) as unknown as TLSSocket), { commonName: 'ci pipeline', fingerprint256: peer.fingerprint256, groups: ['system:authenticated'] });
   });
   const none: Array<[string, unknown]> = [
     ['a socket that is not TLS', { authorized: true }],

@@ -99,4 +99,9 @@ describe('validateCertInputs (make generate-certs)', () => {
       else assert.deepEqual(errors, []);
     });
   }
+  it('accepts CLIENT_GROUPS of printable names and names a bad one', () => {
+    assert.deepEqual(validateCertInputs(undefined, [], undefined, ['ci', 'shop deployers']), []);
+    assert.match(validateCertInputs(undefined, [], undefined, ['ok', 'a\tb']).join('\n'), /CLIENT_GROUPS: "a\tb"/);
+    assert.match(validateCertInputs(undefined, [], undefined, ['g'.repeat(65)]).join('\n'), /CLIENT_GROUPS/);
+  });
 });

@@ -1,6 +1,6 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseArgs, parseAddress, FLAGS, helpText } from '../../src/config.js';
+import { parseArgs, parseAddress, parseDuration, FLAGS, helpText } from '../../src/config.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,18 @@ describe('parseAddress', () => {
       const errors: string[] = [];
       assert.equal(parseAddress('--listen', v, errors), undefined);
       assert.match(errors[0], /^--listen: /);
+    });
+  }
+});
+
+describe('parseDuration', () => {
+  const good: Array<[string, number]> = [['10s', 10_000], ['500ms', 500], ['1m', 60_000], ['0', 0], ['0s', 0], ['1.5s', 1_500], ['1h', 3_600_000]];
+  for (const [v, ms] of good) it(`reads ${v} as ${ms} ms`, () => assert.equal(parseDuration('--x', v, []), ms));
+  for (const v of ['10', '-1s', '2h', 's', '10 s', '1d']) {
+    it(`rejects ${JSON.stringify(v)} naming the flag`, () => {
+      const errors: string[] = [];
+      parseDuration('--authorization-cache-allowed-ttl', v, errors);
+      assert.match(errors[0] ?? '', /^--authorization-cache-allowed-ttl: /);
     });
   }
 });
@@ -59,6 +71,33 @@ describe('parseArgs', () => {
     assert.equal(r.config.tlsHandshakeTimeoutSeconds, 2.5);
     assert.equal(r.config.maxConnectionAgeSeconds, 0);
     assert.deepEqual(r.config.rateLimits, { read: { rps: 0, burst: 200 }, write: { rps: 0.5, burst: 3 } });
+  });
+
+  it('authorizes by RBAC with 10 s / 5 s decision caches and audits to stdout by default', () => {
+    const r = parseArgs(tls(), {});
+    assert.equal(r.kind, 'run');
+    if (r.kind !== 'run') return;
+    assert.equal(r.config.authorization, 'rbac');
+    assert.equal(r.config.authorizationCacheAllowedTtlMs, 10_000);
+    assert.equal(r.config.authorizationCacheDeniedTtlMs, 5_000);
+    assert.equal(r.config.auditLogPath, '-');
+    assert.equal(r.config.auditLogMaxSizeMb, 100);
+    assert.equal(r.config.auditLogMaxBackups, 10);
+  });
+
+  it('reports a bad --authorization, TTL, audit path, size and backup count together with other errors', () => {
+    const r = parseArgs([...tls(), '--authorization', 'allow-all', '--authorization-cache-denied-ttl', 'soon', '--audit-log-path', '/no/such/dir/audit.log',
+      '--audit-log-maxsize', '0', '--audit-log-maxbackup', '-1', '--log-level', 'loud'], {});
+    assert.equal(r.kind, 'invalid');
+    if (r.kind !== 'invalid') return;
+    for (const flag of ['--authorization:', '--authorization-cache-denied-ttl:', '--audit-log-path:', '--audit-log-maxsize:', '--audit-log-maxbackup:', '--log-level:']) {
+      assert.ok(r.errors.some((e) => e.startsWith(flag)), `${flag} in ${r.errors.join('; ')}`);
+    }
+  });
+
+  it('accepts --authorization=none', () => {
+    const r = parseArgs([...tls(), '--authorization=none'], {});
+    assert.equal(r.kind === 'run' && r.config.authorization, 'none');
   });
 
   it('accepts --flag=value and lets a flag win over its environment twin', () => {

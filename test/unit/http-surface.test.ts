@@ -4,12 +4,14 @@ import { pino } from 'pino';
 import { buildServer, buildHealthServer } from '../../src/server.js';
 import type { CachedDeployment } from '../../src/kube/deployments.js';
 import type { Readiness } from '../../src/routes/health.js';
+import { OPEN_ACCESS } from '../helpers/open-access.js';
 
 const d = (namespace: string, name: string): CachedDeployment => ({ metadata: { name, namespace }, spec: { replicas: 1 } } as CachedDeployment);
 
 function api(opts: { items?: CachedDeployment[]; synced?: boolean; healthy?: boolean; ready?: Readiness } = {}) {
   const items = opts.items ?? [];
   return buildServer({
+    ...OPEN_ACCESS,
     deployments: { get: () => undefined, list: (ns) => items.filter((i) => ns === undefined || i.metadata.namespace === ns), hasSynced: () => opts.synced ?? true },
     replicas: { get: () => { throw new Error('unused'); }, set: async () => { throw new Error('unused'); } },
     logger: pino({ level: 'silent' }),

@@ -21,6 +21,7 @@ import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { familyNames, parseSamples, sampleValue } from '../helpers/metrics.js';
 import { waitFor } from '../helpers/wait.js';
 import { VERSION } from '../../src/version.js';
+import { OPEN_ACCESS } from '../helpers/open-access.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const silent = pino({ level: 'silent' });
@@ -42,8 +43,9 @@ const scrape = (m: ProxyMetrics): Promise<string> => m.endpoint!.render();
 function apiApp(m: ProxyMetrics, over: Partial<Parameters<typeof buildServer>[0]> = {}, options: Parameters<typeof buildServer>[1] = {}): FastifyInstance {
   const items = [{ metadata: { name: 'web', namespace: 'shop' }, spec: { replicas: 2 } } as CachedDeployment];
   return buildServer({
+    ...OPEN_ACCESS,
     deployments: { get: (ns, n) => items.find((i) => i.metadata.namespace === ns && i.metadata.name === n), list: () => items, hasSynced: () => true },
-    replicas: { get: (namespace, deployment) => ({ namespace, deployment, replicas: 2 }), set: async (namespace, deployment, replicas) => ({ namespace, deployment, replicas }) },
+    replicas: { get: (namespace, deployment) => ({ namespace, deployment, replicas: 2 }), set: async (namespace, deployment, replicas) => ({ namespace, deployment, replicas, previousReplicas: 1 }) },
     apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) }, logger: silent, recorders: m, ...over,
   }, options);
 }
@@ -145,7 +147,7 @@ describe('HTTP request metrics (Fastify inject)', () => {
   it('holds a request in flight while it runs', async () => {
     const m = fresh();
     let release!: () => void;
-    const app = apiApp(m, { replicas: { get: () => { throw new Error('unused'); }, set: (namespace, deployment, replicas) => new Promise((r) => { release = () => r({ namespace, deployment, replicas }); }) } });
+    const app = apiApp(m, { replicas: { get: () => { throw new Error('unused'); }, set: (namespace, deployment, replicas) => new Promise((r) => { release = () => r({ namespace, deployment, replicas, previousReplicas: 1 }); }) } });
     const pending = app.inject({ method: 'PUT', url: '/deployments/shop/web/replicas', payload: { replicas: 3 } });
     await waitFor('handler running', () => release !== undefined);
     assert.equal(sampleValue(await scrape(m), `${METRIC_PREFIX}http_requests_in_flight`), 1);

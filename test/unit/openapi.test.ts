@@ -13,27 +13,35 @@ import type { CachedDeployment } from '../../src/kube/deployments.js';
 import { serverTlsOptions } from '../../src/tls/server-tls.js';
 import { TrustedCas } from '../../src/tls/trust.js';
 import { makeCertFixture } from '../helpers/certs.js';
+import { OPEN_ACCESS } from '../helpers/open-access.js';
+import { AuthorizerUnavailableError, type Authorizer } from '../../src/authz/authorizer.js';
 
 interface Operation { responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> }
 type Doc = { openapi: string; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
 
 /** An API app whose cache and service answer as told, to drive every status a route can give. */
-function app(o: { synced?: boolean; listThrows?: boolean; get?: () => never; set?: () => Promise<never> } = {}, options: Parameters<typeof buildServer>[1] = {}): FastifyInstance {
+function app(o: { synced?: boolean; listThrows?: boolean; get?: () => never; set?: () => Promise<never>; authorizer?: Authorizer } = {}, options: Parameters<typeof buildServer>[1] = {}): FastifyInstance {
   const item = { metadata: { name: 'web', namespace: 'ns' }, spec: { replicas: 1 } } as CachedDeployment;
   return buildServer({
+    ...OPEN_ACCESS,
+    authorizer: o.authorizer ?? OPEN_ACCESS.authorizer,
     deployments: {
       get: () => item, hasSynced: () => o.synced ?? true,
       list: () => { if (o.listThrows) throw new TypeError('bug'); return [item]; },
     },
     replicas: {
       get: o.get ?? ((namespace, deployment) => ({ namespace, deployment, replicas: 1 })),
-      set: o.set ?? (async (namespace, deployment, replicas) => ({ namespace, deployment, replicas })),
+      set: o.set ?? (async (namespace, deployment, replicas) => ({ namespace, deployment, replicas, previousReplicas: 1 })),
     },
     apiHealth: async () => ({ ok: false, message: 'down' }),
     readiness: { check: () => ({ ready: false, message: 'not yet' }) },
     logger: pino({ level: 'silent' }),
   }, options);
 }
+
+/** Authorizers that deny, and that cannot decide because the API server refused the proxy's review. */
+const DENY: Authorizer = { authorize: async () => ({ allowed: false, reason: 'no RBAC rule' }) };
+const REFUSED: Authorizer = { authorize: async () => { throw new AuthorizerUnavailableError('refused', 502); } };
 
 const fail = (status: number) => async (): Promise<never> => { throw new ProblemError(status, 'X' as never, 'x'); };
 const put = (payload: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }): InjectOptions =>
@@ -55,6 +63,11 @@ const SCENARIOS: Array<[string, string, () => FastifyInstance, InjectOptions]> =
   ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app(), put({ replicas: 2 }, { 'content-type': 'text/plain' })],
   ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app(), put('x'.repeat(2000))],
   ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app(), put({ replicas: -1 })],
+  ...([[DENY, 403], [REFUSED, 502]] as const).flatMap(([authorizer]) => [
+    ['/deployments', 'get', () => app({ authorizer }), { url: '/deployments?namespace=ns' }],
+    ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app({ authorizer }), { url: '/deployments/ns/web/replicas' }],
+    ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app({ authorizer }), put({ replicas: 2 })],
+  ] as Array<[string, string, () => FastifyInstance, InjectOptions]>),
   ...[403, 404, 408, 409, 500, 502, 503, 504].map((s) => ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app({ set: fail(s) }), put({ replicas: 2 })] as [string, string, () => FastifyInstance, InjectOptions]),
   ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app({ set: async () => { throw new TypeError('bug'); } }), put({ replicas: 2 })],
   ['/livez', 'get', () => app(), { url: '/livez' }],
@@ -67,6 +80,7 @@ const SCENARIOS: Array<[string, string, () => FastifyInstance, InjectOptions]> =
 
 function depsReady(): Parameters<typeof buildServer>[0] {
   return {
+    ...OPEN_ACCESS,
     deployments: { get: () => undefined, list: () => [], hasSynced: () => true },
     replicas: { get: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
     apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) }, logger: pino({ level: 'silent' }),

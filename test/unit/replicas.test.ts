@@ -32,10 +32,10 @@ const conflict = () => { throw new KubeStatusError(409, 'Conflict', 'the object 
 const noSleep = { sleep: async () => undefined, random: () => 0.5 };
 
 describe('KubeReplicaService.set', () => {
-  it('reads the scale, writes it with that resourceVersion as precondition, and answers the committed value', async () => {
+  it('reads the scale, writes it with that resourceVersion as precondition, and answers the committed value and the one before', async () => {
     const client = scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep);
-    assert.deepEqual(await svc.set('ns', 'web', 4), { deployment: 'web', namespace: 'ns', replicas: 4 });
+    assert.deepEqual(await svc.set('ns', 'web', 4), { deployment: 'web', namespace: 'ns', replicas: 4, previousReplicas: 1 });
     assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT']);
     assert.deepEqual(client.calls[1].body, { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'web', namespace: 'ns', resourceVersion: '10' }, spec: { replicas: 4 } });
   });
@@ -123,7 +123,7 @@ describe('KubeReplicaService.set', () => {
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), noSleep);
     const [first, second] = await Promise.allSettled([svc.set('ns', 'web', 2), svc.set('ns', 'web', 3)]);
     assert.equal(first.status, 'rejected');
-    assert.deepEqual(second, { status: 'fulfilled', value: { deployment: 'web', namespace: 'ns', replicas: 3 } });
+    assert.deepEqual(second, { status: 'fulfilled', value: { deployment: 'web', namespace: 'ns', replicas: 3, previousReplicas: 1 } });
   });
 
   it('reads and writes the scale subresource of that Deployment, recording field manager k8s-api-proxy', async () => {

@@ -8,6 +8,7 @@ import type { CachedDeployment } from '../../src/kube/deployments.js';
 import type { ReplicaService } from '../../src/kube/replicas.js';
 import type { Readiness } from '../../src/routes/health.js';
 import { ProblemError, notFound } from '../../src/errors.js';
+import { ALLOW_ALL } from '../../src/authz/authorizer.js';
 
 const d = (namespace: string, name: string, replicas = 1): CachedDeployment => ({ metadata: { name, namespace }, spec: { replicas } } as CachedDeployment);
 
@@ -36,14 +37,16 @@ function app(opts: { items?: CachedDeployment[]; synced?: boolean; set?: Replica
       calls.push({ op: 'set', namespace, deployment, replicas: n });
       const x = find(namespace, deployment);
       if (!x) throw notFound(`deployment "${deployment}" not found in namespace "${namespace}"`);
+      const previousReplicas = x.spec!.replicas!;
       (x.spec as { replicas: number }).replicas = n;
-      return { namespace, deployment, replicas: n };
+      return { namespace, deployment, replicas: n, previousReplicas };
     }),
   };
   const server = buildServer({
     deployments: cache, replicas, logger: pino({ level: 'silent' }),
     apiHealth: async () => (opts.health === false ? { ok: false, message: 'API server unreachable (ECONNREFUSED)' } : { ok: true }),
     readiness: opts.ready ?? { check: () => ({ ready: true }) },
+    authorizer: ALLOW_ALL, audit: { write: () => undefined, close: async () => undefined },
   });
   return Object.assign(server, { calls });
 }
@@ -82,7 +85,7 @@ describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
     for (const [token, detail] of refused) {
       it(`refuses {"replicas": ${token}} with 422 naming body.replicas, before the service is asked`, async () => {
         let called = false;
-        const r = await app({ set: async (namespace, deployment, n) => { called = true; return { namespace, deployment, replicas: n }; } })
+        const r = await app({ set: async (namespace, deployment, n) => { called = true; return { namespace, deployment, replicas: n, previousReplicas: 1 }; } })
           .inject({ method: 'PUT', url: '/deployments/ns/web/replicas', headers: { 'content-type': 'application/json' }, payload: `{"replicas": ${token}}` });
         assert.equal(r.statusCode, 422, r.body);
         assert.equal(r.json().reason, 'Invalid');
