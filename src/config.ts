@@ -41,6 +41,8 @@ export interface Config {
   rateLimits: { read: { rps: number; burst: number }; write: { rps: number; burst: number } };
   /** Serve `/metrics` and record metrics (`--metrics=false` turns both off, e.g. to measure their cost). */
   metrics: boolean;
+  /** `--max-replicas`: a PUT above it is 422; 0 = no cap. */
+  maxReplicas: number;
 }
 
 /** One command-line flag: its environment twin, default and help line. */
@@ -73,6 +75,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'rate-limit-write-rps', env: 'K8S_API_PROXY_RATE_LIMIT_WRITE_RPS', value: 'N', default: '5', help: 'writes (PUT and other methods) per second per client identity, else 429 (0: no limit)' },
   { flag: 'rate-limit-write-burst', env: 'K8S_API_PROXY_RATE_LIMIT_WRITE_BURST', value: 'N', default: '20', help: 'writes a client may send at once' },
   { flag: 'shutdown-delay-seconds', env: 'K8S_API_PROXY_SHUTDOWN_DELAY_SECONDS', value: 'N', default: '0', help: 'after SIGTERM, fail /readyz for N seconds before closing listeners (lets endpoints drop the pod)' },
+  { flag: 'max-replicas', env: 'K8S_API_PROXY_MAX_REPLICAS', value: 'N', default: '1000', help: 'refuse (422) a PUT of more than N replicas, whatever the Deployment\'s annotations say; 0 = no cap' },
   { flag: 'shutdown-timeout-seconds', env: 'K8S_API_PROXY_SHUTDOWN_TIMEOUT_SECONDS', value: 'N', default: '20', help: 'bound on waiting for in-flight requests after SIGTERM' },
   { flag: 'metrics', env: 'K8S_API_PROXY_METRICS', value: 'BOOL', default: 'true', help: 'record Prometheus metrics and serve them at /metrics on --health-listen; false turns both off' },
 ];
@@ -150,6 +153,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
     burst: parseCount(`--rate-limit-${kind}-burst`, get(`rate-limit-${kind}-burst`)!, 1, 1_000_000, errors),
   });
   const rateLimits = { read: rate('read'), write: rate('write') };
+  const maxReplicas = parseCount('--max-replicas', get('max-replicas')!, 0, 2_147_483_647, errors);
   if (listen && healthListen && listen.port === healthListen.port && listen.port !== 0 && listen.host === healthListen.host) {
     errors.push(`--health-listen: ${healthListen.host}:${healthListen.port} is the same address as --listen`);
   }
@@ -174,6 +178,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
       tlsCert, tlsKey, clientCa, logLevel, shutdownTimeoutSeconds, shutdownDelaySeconds, requestTimeoutSeconds,
       tlsHandshakeTimeoutSeconds, maxConnections, maxConnectionsPerIp, maxConnectionAgeSeconds, rateLimits,
       metrics: metricsValue === 'true',
+      maxReplicas,
     },
   };
 }

@@ -5,6 +5,8 @@ import { buildHealthServer, buildServer } from './server.js';
 import { KubeClient } from './kube/kube-client.js';
 import { Reflector, type ReflectorOptions, type ReflectorStatus } from './kube/reflector.js';
 import { DEPLOYMENTS } from './kube/deployments.js';
+import { HORIZONTAL_POD_AUTOSCALERS } from './kube/hpa.js';
+import { GuardrailPolicy } from './kube/guardrails.js';
 import { KubeReplicaService } from './kube/replicas.js';
 import { AccessCheck, apiServerReadyz, cachedApiHealth, proxyHealth, type AccessResult } from './kube/api-health.js';
 import type { Readiness } from './routes/health.js';
@@ -82,15 +84,19 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const client = await KubeClient.create(loaded.kc, { impersonate: loaded.impersonate, upstream: metrics.upstream });
   const deployments = new Reflector(client, DEPLOYMENTS, { logger, recorder: metrics.reflector, ...reflectorOptions });
   metrics.observeCache(deployments);
+  const autoscalers = new Reflector(client, HORIZONTAL_POD_AUTOSCALERS, { logger, recorder: metrics.reflector, ...reflectorOptions });
   const access = new AccessCheck(client, { logger });
   let shuttingDown = false;
-  const readiness = cacheReadiness([deployments], () => shuttingDown, undefined, access);
+  const readiness = cacheReadiness([deployments, autoscalers], () => shuttingDown, undefined, access);
   const replicas = new KubeReplicaService(client, deployments, { logger, access, recorder: metrics.writes });
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
   const trust = new TrustedCas(config.clientCa);
   const refusals = new RefusalLog(logger, { onRefusal: (r) => recordRefusal(metrics.tls, r.code, r.reason) });
   const apiHealth = cachedApiHealth(proxyHealth(apiServerReadyz(client, undefined, logger), access));
-  const api = buildServer({ deployments, replicas, apiHealth, readiness, logger, recorders: metrics }, {
+  const api = buildServer({
+    deployments, replicas, apiHealth, readiness, logger, recorders: metrics,
+    scale: { deployments, autoscalers, guardrails: new GuardrailPolicy(config.maxReplicas, logger), logger },
+  }, {
     tls, trust, refusals,
     limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 },
     connections: {
@@ -116,6 +122,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const [apiUrl, healthUrl] = bound.map((b) => (b as PromiseFulfilledResult<string>).value);
   deployments.start();
   access.start();
+  autoscalers.start();
   const stopReload = watchServerCertificate(api, {
     certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, caFile: config.clientCaFile,
     cert: config.tlsCert, key: config.tlsKey, ca: config.clientCa,
@@ -135,7 +142,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
       api.server.closeAllConnections();
     }
     access.stop();
-    await deployments.stop();
+    await Promise.all([deployments.stop(), autoscalers.stop()]);
     client.close();
     refusals.flush();
     logger.info({ conflictsRetried: replicas.conflicts, tlsClientsRefused: refusals.counts() }, 'stopped');

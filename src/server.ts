@@ -25,6 +25,7 @@ import { REQUEST_ID_HEADER, echoRequestId, requestIdOf } from './http/request-id
 import { observeHandshakes, recordRefusal } from './tls/handshake-metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { registerOpenApi } from './routes/openapi.js';
+import type { ScaleExtensionDeps } from './routes/deployment-status.js';
 
 export { BODY_LIMIT_BYTES } from './http/error-mapping.js';
 
@@ -39,6 +40,8 @@ export interface ServerDeps {
   recorders?: { http: HttpRecorder; tls: TlsRecorder };
   /** Served at `/metrics` on the probe listener; omitted (`--metrics=false`), there is no `/metrics`. */
   metrics?: MetricsEndpoint;
+  /** Extensions of the Deployment endpoints (guardrails, autoscalers, rollout status); omit for the RFD's endpoints only. */
+  scale?: ScaleExtensionDeps;
 }
 
 /**
@@ -133,7 +136,7 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
   decorate(app, known, malformed);
   registerOpenApi(app, known);
   app.register(healthRoutes, { apiHealth: deps.apiHealth, readiness: deps.readiness, known });
-  app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, known });
+  app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, known, scale: deps.scale });
   return app;
 }
 

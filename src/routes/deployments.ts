@@ -6,6 +6,7 @@ import type { CachedDeployment } from '../kube/deployments.js';
 import type { ReplicaService } from '../kube/replicas.js';
 import type { KnownPaths } from './unrouted.js';
 import { problemResponses } from './problem-schema.js';
+import { answerAfterRollout, checkScale, deploymentStatusRoutes, parseScaleQuery, type ScaleExtensionDeps } from './deployment-status.js';
 
 /** Kubernetes' limit on `spec.replicas` (int32). */
 export const MAX_REPLICAS = 2_147_483_647;
@@ -21,6 +22,8 @@ export interface DeploymentRouteOptions {
   deployments: CacheReader<CachedDeployment>;
   replicas: ReplicaService;
   known: KnownPaths;
+  /** Extensions (guardrails, autoscalers, rollout status and waits); without them the RFD's endpoints only. */
+  scale?: ScaleExtensionDeps;
 }
 
 const replicasView = {
@@ -77,7 +80,7 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
     schema: { params, response: { 200: { ...replicasView, description: 'spec.replicas, from the cache' }, ...problemResponses(400, 404, 500, 503) } },
   }, async (req) => opts.replicas.get(req.params.namespace, req.params.deployment));
 
-  app.put<{ Params: ReplicasParams; Body: { replicas: number } }>('/deployments/:namespace/:deployment/replicas', {
+  app.put<{ Params: ReplicasParams; Body: { replicas: number }; Querystring: Record<string, unknown> }>('/deployments/:namespace/:deployment/replicas', {
     schema: {
       params,
       body: {
@@ -98,8 +101,14 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
     // If the client goes away, stop: do not start (or retry) a write nobody waits for.
     const gone = new AbortController();
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
-    return opts.replicas.set(req.params.namespace, req.params.deployment, req.body.replicas, gone.signal);
+    const ext = opts.scale;
+    if (!ext) return opts.replicas.set(req.params.namespace, req.params.deployment, req.body.replicas, gone.signal);
+    const q = parseScaleQuery(req.query);
+    checkScale(ext, { namespace: req.params.namespace, name: req.params.deployment, replicas: req.body.replicas, force: q.force, client: req.clientCN });
+    const view = await opts.replicas.set(req.params.namespace, req.params.deployment, req.body.replicas, gone.signal);
+    return q.waitMs === undefined ? view : answerAfterRollout(ext, req, reply, view, q.waitMs);
   });
+  if (opts.scale) await app.register(deploymentStatusRoutes, { deps: opts.scale, params, known: opts.known });
 
   opts.known.add('/deployments', ['GET', 'HEAD']);
   opts.known.add('/deployments/:namespace/:deployment/replicas', ['GET', 'HEAD', 'PUT']);

@@ -316,8 +316,10 @@ describe('Helm chart and in-cluster mode', () => {
       assert.equal(await can('watch', 'deployments.apps', '-A'), 'yes');
       assert.equal(await can('update', 'deployments.apps', '--subresource=scale', '-n', 'default'), 'yes');
       assert.equal(await can('list', 'pods', '-A'), 'yes');
+      assert.equal(await can('list', 'horizontalpodautoscalers.autoscaling', '-A'), 'yes');
+      assert.equal(await can('watch', 'horizontalpodautoscalers.autoscaling', '-A'), 'yes');
       assert.equal(await can('get', '/readyz'), 'yes');
-      for (const denied of [['update', 'deployments.apps'], ['patch', 'deployments.apps'], ['delete', 'deployments.apps'], ['get', 'secrets'], ['get', 'secrets', '-n', ns], ['create', 'pods']]) {
+      for (const denied of [['update', 'horizontalpodautoscalers.autoscaling', '-n', 'default'], ['update', 'deployments.apps'], ['patch', 'deployments.apps'], ['delete', 'deployments.apps'], ['get', 'secrets'], ['get', 'secrets', '-n', ns], ['create', 'pods']]) {
         assert.equal(await can(...denied), 'no', denied.join(' '));
       }
     });

@@ -43,12 +43,14 @@ describe('local control plane', () => {
       ['get', 'deployments.apps'], ['list', 'deployments.apps'], ['watch', 'deployments.apps'],
       ['get', 'deployments.apps', ['--subresource=scale']], ['update', 'deployments.apps', ['--subresource=scale']],
       ['get', 'pods'], ['list', 'pods'], ['watch', 'pods'],
+      ['list', 'horizontalpodautoscalers.autoscaling', ['-A']], ['watch', 'horizontalpodautoscalers.autoscaling', ['-A']],
       ['get', '/healthz'], ['get', '/livez'], ['get', '/readyz'],
     ];
     const denied: Array<[string, string, string[]?]> = [
       ['update', 'deployments.apps'], ['patch', 'deployments.apps'], ['delete', 'deployments.apps'], ['create', 'deployments.apps'],
       ['patch', 'deployments.apps', ['--subresource=scale']], ['update', 'deployments.apps', ['--subresource=status']],
       ['get', 'secrets'], ['list', 'secrets', ['-A']], ['delete', 'pods'], ['create', 'pods/exec'],
+      ['update', 'horizontalpodautoscalers.autoscaling'], ['patch', 'horizontalpodautoscalers.autoscaling'], ['delete', 'horizontalpodautoscalers.autoscaling'],
     ];
     for (const [verb, res, extra] of allowed) assert.equal(await canI(verb, res, extra), 'yes', `${verb} ${res} ${extra ?? ''}`);
     for (const [verb, res, extra] of denied) assert.equal(await canI(verb, res, extra), 'no', `${verb} ${res} ${extra ?? ''}`);
