@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: a control plane of its own in .cluster-bench/, the read and metrics-cost benchmarks, then cleanup.
+# `make bench`: a control plane of its own in .cluster-bench/, the read, metrics-cost and change-stream benchmarks, then cleanup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PATH="$(hack/node.sh):$PATH"   # the pinned Node.js LTS, also when run directly
@@ -9,3 +9,4 @@ hack/control-plane/cluster.sh up >/dev/null
 npx tsx bench/reads.ts
 npx tsx bench/hardening.ts   # issue 8: per-request checks on vs off, same run
 npx tsx bench/metrics.ts    # issue 12: metrics on vs --metrics=false, same run
+npx tsx bench/watch.ts       # issue 11: 1,000 concurrent SSE watchers, change-to-event latency

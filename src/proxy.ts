@@ -7,6 +7,7 @@ import { Reflector, type ReflectorOptions, type ReflectorStatus } from './kube/r
 import { DEPLOYMENTS } from './kube/deployments.js';
 import { HORIZONTAL_POD_AUTOSCALERS } from './kube/hpa.js';
 import { GuardrailPolicy } from './kube/guardrails.js';
+import { ChangeStream } from './kube/change-stream.js';
 import { KubeReplicaService } from './kube/replicas.js';
 import { AccessCheck, apiServerReadyz, cachedApiHealth, proxyHealth, type AccessResult } from './kube/api-health.js';
 import type { Readiness } from './routes/health.js';
@@ -89,6 +90,10 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   let shuttingDown = false;
   const readiness = cacheReadiness([deployments, autoscalers], () => shuttingDown, undefined, access);
   const replicas = new KubeReplicaService(client, deployments, { logger, access, recorder: metrics.writes });
+  const changes = new ChangeStream({
+    get: (ns, name) => deployments.get(ns, name), list: (ns) => deployments.list(ns), hasSynced: () => deployments.hasSynced(),
+    subscribe: (l) => deployments.subscribe(l), resourceVersion: () => deployments.status().resourceVersion,
+  }, undefined, (watchers, ms, cpuMs) => logger.debug({ watchers, fanoutMs: Math.round(ms * 10) / 10, fanoutCpuMs: Math.round(cpuMs * 10) / 10 }, 'change sent to watchers'));
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
   const trust = new TrustedCas(config.clientCa);
   const refusals = new RefusalLog(logger, { onRefusal: (r) => recordRefusal(metrics.tls, r.code, r.reason) });
@@ -96,6 +101,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const api = buildServer({
     deployments, replicas, apiHealth, readiness, logger, recorders: metrics,
     scale: { deployments, autoscalers, guardrails: new GuardrailPolicy(config.maxReplicas, logger), logger },
+    watch: { stream: changes, deployments },
   }, {
     tls, trust, refusals,
     limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 },
@@ -135,6 +141,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
     logger.info({ signal }, 'shutting down: /readyz now fails');
     if (config.shutdownDelaySeconds > 0) await new Promise((r) => setTimeout(r, config.shutdownDelaySeconds * 1000));
     stopReload();
+    changes.close(); // ends every watch stream, so draining does not wait for them
     const drained = Promise.all([api.close(), health.close()]);
     const bound = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), config.shutdownTimeoutSeconds * 1000).unref());
     if ((await Promise.race([drained, bound])) === 'timeout') {

@@ -26,6 +26,7 @@ import { observeHandshakes, recordRefusal } from './tls/handshake-metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { registerOpenApi } from './routes/openapi.js';
 import type { ScaleExtensionDeps } from './routes/deployment-status.js';
+import type { WatchDeps } from './routes/watch.js';
 
 export { BODY_LIMIT_BYTES } from './http/error-mapping.js';
 
@@ -42,6 +43,8 @@ export interface ServerDeps {
   metrics?: MetricsEndpoint;
   /** Extensions of the Deployment endpoints (guardrails, autoscalers, rollout status); omit for the RFD's endpoints only. */
   scale?: ScaleExtensionDeps;
+  /** Extension: the `?watch=true` change stream; omit to ignore `watch`. */
+  watch?: WatchDeps;
 }
 
 /**
@@ -136,7 +139,7 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
   decorate(app, known, malformed);
   registerOpenApi(app, known);
   app.register(healthRoutes, { apiHealth: deps.apiHealth, readiness: deps.readiness, known });
-  app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, known, scale: deps.scale });
+  app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, known, scale: deps.scale, watch: deps.watch });
   return app;
 }
 

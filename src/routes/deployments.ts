@@ -6,6 +6,7 @@ import type { CachedDeployment } from '../kube/deployments.js';
 import type { ReplicaService } from '../kube/replicas.js';
 import type { KnownPaths } from './unrouted.js';
 import { problemResponses } from './problem-schema.js';
+import { serveWatch, wantsWatch, type WatchDeps } from './watch.js';
 import { answerAfterRollout, checkScale, deploymentStatusRoutes, parseScaleQuery, type ScaleExtensionDeps } from './deployment-status.js';
 
 /** Kubernetes' limit on `spec.replicas` (int32). */
@@ -24,6 +25,8 @@ export interface DeploymentRouteOptions {
   known: KnownPaths;
   /** Extensions (guardrails, autoscalers, rollout status and waits); without them the RFD's endpoints only. */
   scale?: ScaleExtensionDeps;
+  /** Extension: `?watch=true` change stream; without it `watch` is ignored. */
+  watch?: WatchDeps;
 }
 
 const replicasView = {
@@ -64,13 +67,14 @@ interface ReplicasParams { namespace: string; deployment: string }
  * the PUT goes to the API server through {@link ReplicaService}.
  */
 export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = async (app, opts) => {
-  app.get<{ Querystring: { namespace?: unknown } }>('/deployments', { schema: listSchema }, async (req) => {
+  app.get<{ Querystring: { namespace?: unknown } }>('/deployments', { schema: listSchema }, async (req, reply) => {
     const ns = req.query.namespace;
     if (Array.isArray(ns)) throw badRequest('querystring.namespace: given more than once; pass one namespace or none');
     if (ns !== undefined && (typeof ns !== 'string' || ns.length > 63 || !DNS1123_LABEL_RE.test(ns))) {
       throw badRequest(`querystring.namespace: "${String(ns)}" is not a valid namespace (a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters)`);
     }
     if (!opts.deployments.hasSynced()) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
+    if (opts.watch && wantsWatch((req.query as Record<string, unknown>).watch)) return serveWatch(opts.watch, req, reply, (n) => ns === undefined || n === ns);
     return opts.deployments.list(ns)
       .map((d) => ({ name: d.metadata.name, namespace: d.metadata.namespace }))
       .sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name));

@@ -9,6 +9,9 @@ import { DEPLOYMENTS, type CachedDeployment } from '../../src/kube/deployments.j
 import { parseScaleQuery } from '../../src/routes/deployment-status.js';
 import { ProblemError } from '../../src/errors.js';
 import { buildServer } from '../../src/server.js';
+import { ChangeStream } from '../../src/kube/change-stream.js';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import type { CacheReader } from '../../src/kube/object-store.js';
 import { fakeApiServer, json, deployment, type FakeApiServer } from '../helpers/fake-api-server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -281,5 +284,125 @@ describe('scale extension routes (Fastify inject over in-memory caches)', () => 
     assert.equal(r.json().rollout, 'Progressing');
     assert.match(r.json().rolloutMessage, /0 of 1 updated replicas are available/);
     assert.equal(w.listeners.size, 0);
+  });
+});
+
+describe('change stream (SSE) over real loopback sockets', () => {
+  type L = (c: CacheChange<CachedDeployment>) => void;
+  function source(items: CachedDeployment[] = []) {
+    const listeners = new Set<L>();
+    let rv = '100';
+    return {
+      get: () => undefined, list: () => items, hasSynced: () => true,
+      subscribe: (l: L) => { listeners.add(l); return () => { listeners.delete(l); }; },
+      resourceVersion: () => rv,
+      emit(type: CacheChange<CachedDeployment>['type'], name: string, newRv: string, replicas = 1, namespace = 'a') {
+        rv = newRv;
+        const object = { metadata: { name, namespace, resourceVersion: newRv }, spec: { replicas } } as CachedDeployment;
+        for (const l of listeners) l({ type, object, resourceVersion: newRv });
+      },
+    };
+  }
+  const dep = (namespace: string, name: string, replicas: number) => ({ metadata: { name, namespace, resourceVersion: '90' }, spec: { replicas } }) as CachedDeployment;
+
+  it('resumes from the history after Last-Event-ID, and asks for a relist once the history no longer reaches back', () => {
+    const src = source();
+    const stream = new ChangeStream(src, 3);
+    src.emit('ADDED', 'x', '101');
+    src.emit('MODIFIED', 'x', '102', 2);
+    src.emit('DELETED', 'x', '103');
+    const r = stream.since('101');
+    assert.equal(r.kind, 'resume');
+    assert.deepEqual(r.kind === 'resume' && r.events.map((e) => e.frame.toString()), [
+      'id: 102\nevent: MODIFIED\ndata: {"name":"x","namespace":"a","replicas":2}\n\n',
+      'id: 103\nevent: DELETED\ndata: {"name":"x","namespace":"a","replicas":1}\n\n',
+    ]);
+    assert.equal(stream.since('100').kind, 'resume', 'the stream started at 100: nothing is missing after it');
+    assert.equal(stream.since('99').kind, 'relist', 'before the stream started');
+    src.emit('ADDED', 'y', '104'); // evicts 101
+    assert.equal(stream.since('100').kind, 'relist');
+    assert.equal(stream.since('101').kind, 'resume');
+    assert.equal(stream.since('abc').kind, 'relist');
+    const got: Buffer[] = [];
+    stream.subscribe((ev) => got.push(ev.frame));
+    stream.subscribe((ev) => got.push(ev.frame));
+    src.emit('MODIFIED', 'y', '105', 3);
+    assert.equal(got.length, 2);
+    assert.equal(got[0], got[1], 'one serialized frame (the same Buffer) for every watcher');
+  });
+
+  async function listen(src: ReturnType<typeof source>, stream: ChangeStream, maxBufferedBytes: number, keepAliveMs = 60_000) {
+    const app = buildServer({
+      deployments: src, logger: pino({ level: 'silent' }),
+      replicas: { get: () => { throw new Error('unused'); }, set: async () => { throw new Error('unused'); } },
+      apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) },
+      watch: { stream, deployments: src, maxBufferedBytes, keepAliveMs },
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const addr = app.server.address() as AddressInfo;
+    return { app, base: `http://127.0.0.1:${addr.port}` };
+  }
+
+  function read(url: string, headers: Record<string, string> = {}): Promise<{ text: () => string; res: http.IncomingMessage; req: http.ClientRequest }> {
+    return new Promise((resolve, reject) => {
+      const req = http.get(url, { headers }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => { text += c; });
+        resolve({ text: () => text, res, req });
+      });
+      req.on('error', reject);
+    });
+  }
+
+  it('starts with the state (sorted, filtered) and SYNCED, then live events, and keep-alive comments', async () => {
+    const src = source([dep('b', 'z', 1), dep('a', 'y', 2), dep('a', 'x', 3)]);
+    const stream = new ChangeStream(src);
+    const { app, base } = await listen(src, stream, 1 << 20, 50);
+    try {
+      const w = await read(`${base}/deployments?watch=true&namespace=a`);
+      assert.equal(w.res.headers['content-type'], 'text/event-stream; charset=utf-8');
+      await waitFor('synced', () => w.text().includes('SYNCED'));
+      src.emit('MODIFIED', 'x', '101', 5);
+      src.emit('MODIFIED', 'z', '102', 5, 'b');
+      await waitFor('keep-alive', () => w.text().includes(': keep-alive'));
+      assert.equal(w.text().replaceAll(': keep-alive\n\n', ''), [
+        'event: ADDED\ndata: {"name":"x","namespace":"a","replicas":3}\n\n',
+        'event: ADDED\ndata: {"name":"y","namespace":"a","replicas":2}\n\n',
+        'id: 100\nevent: SYNCED\ndata: {"resourceVersion":"100"}\n\n',
+        'id: 101\nevent: MODIFIED\ndata: {"name":"x","namespace":"a","replicas":5}\n\n',
+      ].join(''));
+      w.req.destroy();
+      await waitFor('unsubscribed', () => stream.watchers === 0);
+      assert.equal((await app.inject('/deployments?watch=maybe')).statusCode, 400);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('cuts off a watcher that stops reading once its queue passes the bound; the others get every event', async () => {
+    const src = source();
+    const stream = new ChangeStream(src, 100);
+    const { app, base } = await listen(src, stream, 256 * 1024);
+    try {
+      const healthy = await read(`${base}/deployments?watch=true`);
+      const stalled = net.connect(Number(new URL(base).port), '127.0.0.1');
+      stalled.pause(); // never reads: its kernel buffers fill, then the server's queue grows
+      stalled.write('GET /deployments?watch=true HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor('two watchers', () => stream.watchers === 2);
+      const name = 'n'.repeat(200);
+      const total = 40_000; // about 10 MB of frames
+      for (let i = 0; i < total; i += 50) {
+        for (let j = i; j < i + 50; j++) src.emit('MODIFIED', name, String(1000 + j), j);
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      await waitFor('stalled watcher cut', () => stream.watchers === 1, 10_000);
+      await waitFor('healthy watcher has everything', () => healthy.text().includes(`id: ${1000 + total - 1}\n`), 10_000);
+      const ids = [...healthy.text().matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])).filter((n) => n >= 1000);
+      assert.equal(ids.length, total, 'no event lost or repeated for the healthy watcher');
+      healthy.req.destroy();
+      stalled.destroy();
+    } finally {
+      await app.close();
+    }
   });
 });
