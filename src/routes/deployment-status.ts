@@ -204,6 +204,8 @@ export async function answerAfterRollout(deps: ScaleExtensionDeps, req: FastifyR
     return d !== undefined && specReplicas(d) === replicas && isRolledOut(rolloutOf(d as unknown as RolloutFields).verdict);
   };
   if (!done()) {
+    // On the request's own log line, also when the client gives up (status "aborted").
+    req.logFields.wait = `ready, up to ${waitMs} ms`;
     const outcome = await new Promise<'done' | 'timeout' | 'gone' | 'deleted'>((resolve) => {
       const finish = (o: 'done' | 'timeout' | 'gone' | 'deleted'): void => {
         clearTimeout(timer);
@@ -221,7 +223,7 @@ export async function answerAfterRollout(deps: ScaleExtensionDeps, req: FastifyR
       reply.raw.on('close', onClose);
     });
     // A client that went away stops the wait; the answer below goes nowhere.
-    if (outcome === 'gone') req.log.info({ namespace, deployment: name }, 'client disconnected while waiting for the rollout; wait stopped');
+    if (outcome === 'gone') req.log.debug({ namespace, deployment: name }, 'rollout wait stopped: the client disconnected');
     if (outcome === 'deleted') throw notFound(`deployment "${name}" in namespace "${namespace}" was deleted while waiting for its rollout`);
     if (outcome === 'timeout' || outcome === 'gone') {
       const d = deps.deployments.get(namespace, name);

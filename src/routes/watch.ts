@@ -86,7 +86,6 @@ export function serveWatch(deps: WatchDeps, req: FastifyRequest, reply: FastifyR
     clearInterval(timer);
   }
   res.once('close', close);
-  req.log.info({ client: req.clientCN, lastEventId, watchers: deps.stream.watchers }, 'watch started');
 }
 
 function cmp(a: string, b: string): number {

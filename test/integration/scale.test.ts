@@ -232,7 +232,10 @@ describe('scaling extensions on a real control plane: guardrails, autoscalers, r
       await call(`${proxy.apiUrl}/deployments/${ns.name}/waiter/replicas?wait=ready&timeout=60s`, {
         method: 'PUT', body: { replicas: 5 }, tls: { ca: certs.ca, ...certs.client }, timeoutMs: 1_000,
       }).then(() => assert.fail('answered'), (err: Error) => assert.match(err.message, /timeout/));
-      await waitFor('wait stopped', () => proxy.logs.slice(before).some((l) => l.msg === 'client disconnected while waiting for the rollout; wait stopped'), 3_000);
+      await waitFor('wait stopped', () => proxy.logs.slice(before).some((l) => l.msg === 'rollout wait stopped: the client disconnected' && l.deployment === 'waiter'), 3_000);
+      const line = proxy.logs.slice(before).find((l) => l.msg === 'request' && l.method === 'PUT');
+      assert.equal(line?.status, 'aborted');
+      assert.equal(line?.wait, 'ready, up to 60000 ms');
     });
   });
 });

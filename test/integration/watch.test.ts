@@ -49,6 +49,8 @@ describe('GET /deployments?watch=true (SSE change stream) on a real control plan
     const ev = await s.next((e) => e.event === 'MODIFIED' && e.data.replicas === 4);
     assert.deepEqual(ev.data, { name: 'web', namespace: a.name, replicas: 4 });
     assert.equal(ev.id, rv);
+    const fan = proxy.logs.find((l) => l.msg === 'change sent to watchers');
+    assert.ok(fan && Number(fan.watchers) >= 1 && typeof fan.fanoutMs === 'number' && typeof fan.fanoutCpuMs === 'number', JSON.stringify(fan));
   });
 
   it('resumes with Last-Event-ID without losing an event, and names nothing from another namespace', async () => {

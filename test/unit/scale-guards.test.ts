@@ -331,9 +331,11 @@ describe('change stream (SSE) over real loopback sockets', () => {
     assert.equal(got[0], got[1], 'one serialized frame (the same Buffer) for every watcher');
   });
 
+  const logged: Array<Record<string, unknown>> = [];
+  const capture = pino({ level: 'warn' }, { write: (l: string) => { logged.push(JSON.parse(l) as Record<string, unknown>); } });
   async function listen(src: ReturnType<typeof source>, stream: ChangeStream, maxBufferedBytes: number, keepAliveMs = 60_000) {
     const app = buildServer({
-      deployments: src, logger: pino({ level: 'silent' }),
+      deployments: src, logger: capture,
       replicas: { get: () => { throw new Error('unused'); }, set: async () => { throw new Error('unused'); } },
       apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) },
       watch: { stream, deployments: src, maxBufferedBytes, keepAliveMs },
@@ -396,6 +398,10 @@ describe('change stream (SSE) over real loopback sockets', () => {
         await new Promise((r) => setTimeout(r, 0));
       }
       await waitFor('stalled watcher cut', () => stream.watchers === 1, 10_000);
+      const cut = logged.find((l) => l.msg === 'watcher too slow: disconnected');
+      assert.ok(cut, 'logged');
+      assert.equal(cut.maxBufferedBytes, 256 * 1024);
+      assert.ok(Number(cut.queuedBytes) > 256 * 1024);
       await waitFor('healthy watcher has everything', () => healthy.text().includes(`id: ${1000 + total - 1}\n`), 10_000);
       const ids = [...healthy.text().matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])).filter((n) => n >= 1000);
       assert.equal(ids.length, total, 'no event lost or repeated for the healthy watcher');
