@@ -9,6 +9,7 @@ import { autoscalersOf, type AutoscalerView, type CachedHpa } from '../kube/hpa.
 import { isRolledOut, rolloutOf, type DeploymentConditionView, type RolloutFields, type RolloutVerdict } from '../kube/rollout.js';
 import type { ReplicasView } from '../kube/replicas.js';
 import type { KnownPaths } from './unrouted.js';
+import { problemResponses } from './problem-schema.js';
 
 /** `?timeout=` when `?wait=ready` is given without one, milliseconds. */
 export const DEFAULT_WAIT_MS = 60_000;
@@ -78,10 +79,6 @@ export function statusView(d: CachedDeployment, deps: ScaleExtensionDeps): Deplo
   };
 }
 
-const problemSchema = {
-  type: 'object',
-  properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' }, reason: { type: 'string' } },
-} as const;
 const bound = { type: 'object', required: ['replicas', 'source'], properties: { replicas: { type: 'integer' }, source: { type: 'string' } }, additionalProperties: false } as const;
 const intProps = (names: string[]) => Object.fromEntries(names.map((n) => [n, { type: 'integer' }]));
 
@@ -109,6 +106,37 @@ export const statusSchema = {
 
 interface StatusParams { namespace: string; deployment: string }
 
+/**
+ * The PUT's extension query parameters, for the OpenAPI document only: no type, so
+ * Fastify does not validate them; {@link parseScaleQuery} does, with its own messages.
+ */
+export const SCALE_QUERY = {
+  type: 'object',
+  properties: {
+    force: { description: '(extension) true: write even though a HorizontalPodAutoscaler targets the Deployment (logged); guardrails still apply' },
+    wait: { description: '(extension) ready: answer once the rollout at the new count is complete (200), or 202 with the status at timeout' },
+    timeout: { description: '(extension) with wait=ready: how long to wait, e.g. 60s, 1500ms, 2m; default 60s, at most 5m' },
+  },
+} as const;
+
+/** The list's extension query parameter (documentation only, see {@link SCALE_QUERY}). */
+export const WATCH_QUERY = {
+  watch: { description: '(extension) true: a text/event-stream of ADDED/MODIFIED/DELETED events instead of the list; Last-Event-ID resumes' },
+} as const;
+
+/** The PUT's extension answers: 202 after a wait that timed out; 409 and 422 also from the checks. */
+export const SCALE_RESPONSES = {
+  202: { ...statusSchema, description: '(extension, wait=ready) the rollout did not complete within timeout: the current status' },
+  409: {
+    ...problemResponses(409)[409],
+    description: 'Conflict: every retry met a concurrent change; or (extension) ManagedByAutoscaler: a HorizontalPodAutoscaler targets the Deployment (see force)',
+  },
+  422: {
+    ...problemResponses(422)[422],
+    description: 'Invalid: replicas missing, not an integer, out of range, or another property present; or (extension) outside the Deployment\'s guardrails or above --max-replicas',
+  },
+};
+
 /** Options of {@link deploymentStatusRoutes}: the shared path-parameter schema and the 405 registry. */
 export interface DeploymentStatusRouteOptions {
   deps: ScaleExtensionDeps;
@@ -119,7 +147,11 @@ export interface DeploymentStatusRouteOptions {
 /** Extension: `GET /deployments/{namespace}/{deployment}`, the rollout status from the cache. */
 export const deploymentStatusRoutes: FastifyPluginAsync<DeploymentStatusRouteOptions> = async (app, opts) => {
   app.get<{ Params: StatusParams }>('/deployments/:namespace/:deployment', {
-    schema: { params: opts.params, response: { 200: statusSchema, '4xx': problemSchema, '5xx': problemSchema } },
+    schema: {
+      description: '(extension) One Deployment\'s rollout status from the cache, with the verdict kubectl rollout status would give, its guardrails and autoscalers.',
+      params: opts.params,
+      response: { 200: { ...statusSchema, description: 'the rollout status' }, ...problemResponses(400, 404, 500, 503) },
+    },
   }, async (req) => statusView(cachedOr404(opts.deps, req.params.namespace, req.params.deployment), opts.deps));
   opts.known.add('/deployments/:namespace/:deployment', ['GET', 'HEAD']);
 };

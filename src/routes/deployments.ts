@@ -7,7 +7,7 @@ import type { ReplicaService } from '../kube/replicas.js';
 import type { KnownPaths } from './unrouted.js';
 import { problemResponses } from './problem-schema.js';
 import { serveWatch, wantsWatch, type WatchDeps } from './watch.js';
-import { answerAfterRollout, checkScale, deploymentStatusRoutes, parseScaleQuery, type ScaleExtensionDeps } from './deployment-status.js';
+import { SCALE_QUERY, SCALE_RESPONSES, WATCH_QUERY, answerAfterRollout, checkScale, deploymentStatusRoutes, parseScaleQuery, type ScaleExtensionDeps } from './deployment-status.js';
 
 /** Kubernetes' limit on `spec.replicas` (int32). */
 export const MAX_REPLICAS = 2_147_483_647;
@@ -46,7 +46,7 @@ const params = {
 } as const;
 
 const listSchema = {
-  querystring: { type: 'object', properties: { namespace: {} } },
+  querystring: { type: 'object', properties: { namespace: {}, ...WATCH_QUERY } },
   response: {
     200: {
       description: 'Deployments, sorted by namespace, then name',
@@ -93,7 +93,12 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
         properties: { replicas: { type: 'integer', minimum: 0, maximum: MAX_REPLICAS } },
         additionalProperties: false,
       },
-      response: { 200: { ...replicasView, description: 'the committed spec.replicas' }, ...problemResponses(400, 403, 404, 408, 409, 413, 415, 422, 500, 502, 503, 504) },
+      querystring: SCALE_QUERY,
+      response: {
+        200: { ...replicasView, description: 'the committed spec.replicas' },
+        ...problemResponses(400, 403, 404, 408, 409, 413, 415, 422, 500, 502, 503, 504),
+        ...SCALE_RESPONSES,
+      },
     },
     // No body at all (and so no Content-Type) is a malformed request, not an invalid object.
     preValidation: async (req) => {
