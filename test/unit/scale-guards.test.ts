@@ -412,3 +412,40 @@ describe('change stream (SSE) over real loopback sockets', () => {
     }
   });
 });
+
+describe('the Deployment cache keeps what the scaling extensions read', () => {
+  // If the cache ever stores a projection of each Deployment, it must keep these fields,
+  // or guardrails silently stop applying and every rollout verdict turns wrong.
+  it('keeps the guardrail annotations, generation, the status counters and the Available/Progressing conditions', () => {
+    const raw = {
+      metadata: {
+        name: 'web', namespace: 'shop', resourceVersion: '7', generation: 4, managedFields: [{}],
+        annotations: { [MIN_REPLICAS_ANNOTATION]: '2', [MAX_REPLICAS_ANNOTATION]: '9' },
+      },
+      spec: { replicas: 3 },
+      status: {
+        observedGeneration: 4, replicas: 3, updatedReplicas: 3, readyReplicas: 3, availableReplicas: 3,
+        conditions: [
+          { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' },
+          { type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded' },
+        ],
+      },
+    };
+    const cached = DEPLOYMENTS.transform(structuredClone(raw));
+    assert.deepEqual(new GuardrailPolicy(0).of(cached as never), {
+      min: { replicas: 2, source: 'annotation k8s-api-proxy.io/min-replicas' },
+      max: { replicas: 9, source: 'annotation k8s-api-proxy.io/max-replicas' },
+      problems: [],
+    });
+    const f = cached as unknown as RolloutFields;
+    assert.equal(f.metadata.generation, 4);
+    assert.deepEqual(f.status?.conditions?.map((c) => [c.type, c.status, c.reason]), [
+      ['Available', 'True', 'MinimumReplicasAvailable'], ['Progressing', 'False', 'ProgressDeadlineExceeded'],
+    ]);
+    assert.equal(rolloutOf(f).verdict, 'Stalled');
+    assert.deepEqual(
+      [f.status?.observedGeneration, f.status?.replicas, f.status?.updatedReplicas, f.status?.readyReplicas, f.status?.availableReplicas],
+      [4, 3, 3, 3, 3],
+    );
+  });
+});
