@@ -116,7 +116,7 @@ mutation: install ## Mutation testing (StrykerJS) of the unit tier; incremental;
 ci: typecheck lint test ## What CI runs: typecheck, lint, all tests.
 
 .PHONY: bench
-bench: build control-plane ## Benchmark cached reads against a direct API-server read, as ratios.
+bench: build control-plane ## Benchmarks: cached reads against a direct API-server read (ratios), 1,000 SSE watchers.
 	scripts/bench.sh
 
 ##@ Deploy

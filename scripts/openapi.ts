@@ -8,15 +8,21 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { buildServer } from '../src/server.js';
 import { ALLOW_ALL } from '../src/authz/authorizer.js';
+import { GuardrailPolicy } from '../src/kube/guardrails.js';
+import { ChangeStream } from '../src/kube/change-stream.js';
 
 /** Where the committed document lives. */
 export const OPENAPI_FILE = join(import.meta.dirname, '..', 'openapi.json');
 
 /** The OpenAPI document of the API app, as `GET /openapi.json` answers it, serialized stably (2-space JSON, final newline). */
 export async function generateOpenApi(): Promise<string> {
+  const deployments = { get: () => undefined, list: () => [], hasSynced: () => true, subscribe: () => () => undefined, resourceVersion: () => '' };
   const app = buildServer({
     authorizer: ALLOW_ALL, audit: { write: () => undefined, close: async () => undefined },
-    deployments: { get: () => undefined, list: () => [], hasSynced: () => true },
+    deployments,
+    // The extensions, so that their routes and parameters are in the document.
+    scale: { deployments, autoscalers: { get: () => undefined, list: () => [], hasSynced: () => true }, guardrails: new GuardrailPolicy(0) },
+    watch: { stream: new ChangeStream(deployments), deployments },
     replicas: { get: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
     apiHealth: async () => ({ ok: true }),
     readiness: { check: () => ({ ready: true }) },

@@ -51,6 +51,8 @@ export interface Config {
   auditLogMaxSizeMb: number;
   /** Rotated files kept; 0 keeps all. */
   auditLogMaxBackups: number;
+  /** `--max-replicas`: a PUT above it is 422; 0 = no cap. */
+  maxReplicas: number;
 }
 
 /** `--authorization` values. */
@@ -88,6 +90,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'rate-limit-write-rps', env: 'K8S_API_PROXY_RATE_LIMIT_WRITE_RPS', value: 'N', default: '5', help: 'writes (PUT and other methods) per second per client identity, else 429 (0: no limit)' },
   { flag: 'rate-limit-write-burst', env: 'K8S_API_PROXY_RATE_LIMIT_WRITE_BURST', value: 'N', default: '20', help: 'writes a client may send at once' },
   { flag: 'shutdown-delay-seconds', env: 'K8S_API_PROXY_SHUTDOWN_DELAY_SECONDS', value: 'N', default: '0', help: 'after SIGTERM, fail /readyz for N seconds before closing listeners (lets endpoints drop the pod)' },
+  { flag: 'max-replicas', env: 'K8S_API_PROXY_MAX_REPLICAS', value: 'N', default: '1000', help: 'refuse (422) a PUT of more than N replicas, whatever the Deployment\'s annotations say; 0 = no cap' },
   { flag: 'shutdown-timeout-seconds', env: 'K8S_API_PROXY_SHUTDOWN_TIMEOUT_SECONDS', value: 'N', default: '20', help: 'bound on waiting for in-flight requests after SIGTERM' },
   { flag: 'metrics', env: 'K8S_API_PROXY_METRICS', value: 'BOOL', default: 'true', help: 'record Prometheus metrics and serve them at /metrics on --health-listen; false turns both off' },
   { flag: 'authorization', env: 'K8S_API_PROXY_AUTHORIZATION', value: 'MODE', default: 'rbac', help: 'rbac: each request is authorized by a SubjectAccessReview for the client\'s user and groups; none: every authenticated client may do everything (logs a warning)' },
@@ -171,6 +174,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
     burst: parseCount(`--rate-limit-${kind}-burst`, get(`rate-limit-${kind}-burst`)!, 1, 1_000_000, errors),
   });
   const rateLimits = { read: rate('read'), write: rate('write') };
+  const maxReplicas = parseCount('--max-replicas', get('max-replicas')!, 0, 2_147_483_647, errors);
   if (listen && healthListen && listen.port === healthListen.port && listen.port !== 0 && listen.host === healthListen.host) {
     errors.push(`--health-listen: ${healthListen.host}:${healthListen.port} is the same address as --listen`);
   }
@@ -208,6 +212,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
       tlsHandshakeTimeoutSeconds, maxConnections, maxConnectionsPerIp, maxConnectionAgeSeconds, rateLimits,
       metrics: metricsValue === 'true',
       authorization, authorizationCacheAllowedTtlMs, authorizationCacheDeniedTtlMs, auditLogPath, auditLogMaxSizeMb, auditLogMaxBackups,
+      maxReplicas,
     },
   };
 }

@@ -30,6 +30,7 @@ export type ProblemReason =
   | 'MethodNotAllowed'
   | 'RequestTimeout'
   | 'Conflict'
+  | 'ManagedByAutoscaler'
   | 'PayloadTooLarge'
   | 'UnsupportedMediaType'
   | 'ExpectationFailed'
@@ -49,6 +50,7 @@ const TITLES: Record<ProblemReason, string> = {
   MethodNotAllowed: 'Method Not Allowed',
   RequestTimeout: 'Request Timeout',
   Conflict: 'Conflict',
+  ManagedByAutoscaler: 'Conflict',
   PayloadTooLarge: 'Content Too Large',
   UnsupportedMediaType: 'Unsupported Media Type',
   ExpectationFailed: 'Expectation Failed',

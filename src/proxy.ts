@@ -5,6 +5,9 @@ import { buildHealthServer, buildServer } from './server.js';
 import { KubeClient } from './kube/kube-client.js';
 import { Reflector, type ReflectorOptions, type ReflectorStatus } from './kube/reflector.js';
 import { DEPLOYMENTS } from './kube/deployments.js';
+import { HORIZONTAL_POD_AUTOSCALERS } from './kube/hpa.js';
+import { GuardrailPolicy } from './kube/guardrails.js';
+import { ChangeStream } from './kube/change-stream.js';
 import { KubeReplicaService } from './kube/replicas.js';
 import { AccessCheck, apiServerReadyz, cachedApiHealth, proxyHealth, type AccessResult } from './kube/api-health.js';
 import type { Readiness } from './routes/health.js';
@@ -87,10 +90,15 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const client = await KubeClient.create(loaded.kc, { impersonate: loaded.impersonate, upstream: metrics.upstream });
   const deployments = new Reflector(client, DEPLOYMENTS, { logger, recorder: metrics.reflector, ...reflectorOptions });
   metrics.observeCache(deployments);
+  const autoscalers = new Reflector(client, HORIZONTAL_POD_AUTOSCALERS, { logger, recorder: metrics.reflector, ...reflectorOptions });
   const access = new AccessCheck(client, { logger });
   let shuttingDown = false;
-  const readiness = cacheReadiness([deployments], () => shuttingDown, undefined, access);
+  const readiness = cacheReadiness([deployments, autoscalers], () => shuttingDown, undefined, access);
   const replicas = new KubeReplicaService(client, deployments, { logger, access, recorder: metrics.writes });
+  const changes = new ChangeStream({
+    get: (ns, name) => deployments.get(ns, name), list: (ns) => deployments.list(ns), hasSynced: () => deployments.hasSynced(),
+    subscribe: (l) => deployments.subscribe(l), resourceVersion: () => deployments.status().resourceVersion,
+  }, undefined, (watchers, ms, cpuMs) => logger.debug({ watchers, fanoutMs: Math.round(ms * 10) / 10, fanoutCpuMs: Math.round(cpuMs * 10) / 10 }, 'change sent to watchers'));
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
   const trust = new TrustedCas(config.clientCa);
   const refusals = new RefusalLog(logger, { onRefusal: (r) => recordRefusal(metrics.tls, r.code, r.reason) });
@@ -101,7 +109,11 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
     path: config.auditLogPath, maxSizeMb: config.auditLogMaxSizeMb, maxBackups: config.auditLogMaxBackups,
     onError: (err) => logger.error({ err, path: config.auditLogPath }, 'audit log file failed; audit events now go to stdout'),
   });
-  const api = buildServer({ deployments, replicas, apiHealth, readiness, logger, recorders: metrics, authorizer, audit }, {
+  const api = buildServer({
+    deployments, replicas, apiHealth, readiness, logger, recorders: metrics, authorizer, audit,
+    scale: { deployments, autoscalers, guardrails: new GuardrailPolicy(config.maxReplicas, logger), logger },
+    watch: { stream: changes, deployments },
+  }, {
     tls, trust, refusals,
     limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 },
     connections: {
@@ -128,6 +140,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const [apiUrl, healthUrl] = bound.map((b) => (b as PromiseFulfilledResult<string>).value);
   deployments.start();
   access.start();
+  autoscalers.start();
   const stopReload = watchServerCertificate(api, {
     certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, caFile: config.clientCaFile,
     cert: config.tlsCert, key: config.tlsKey, ca: config.clientCa,
@@ -140,6 +153,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
     logger.info({ signal }, 'shutting down: /readyz now fails');
     if (config.shutdownDelaySeconds > 0) await new Promise((r) => setTimeout(r, config.shutdownDelaySeconds * 1000));
     stopReload();
+    changes.close(); // ends every watch stream, so draining does not wait for them
     const drained = Promise.all([api.close(), health.close()]);
     const bound = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), config.shutdownTimeoutSeconds * 1000).unref());
     if ((await Promise.race([drained, bound])) === 'timeout') {
@@ -147,7 +161,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
       api.server.closeAllConnections();
     }
     access.stop();
-    await deployments.stop();
+    await Promise.all([deployments.stop(), autoscalers.stop()]);
     await audit.close();
     client.close();
     refusals.flush();

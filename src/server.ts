@@ -28,6 +28,8 @@ import { REQUEST_ID_HEADER, echoRequestId, requestIdOf } from './http/request-id
 import { observeHandshakes, recordRefusal } from './tls/handshake-metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { registerOpenApi } from './routes/openapi.js';
+import type { ScaleExtensionDeps } from './routes/deployment-status.js';
+import type { WatchDeps } from './routes/watch.js';
 
 export { BODY_LIMIT_BYTES } from './http/error-mapping.js';
 
@@ -46,6 +48,10 @@ export interface ServerDeps {
   authorizer: Authorizer;
   /** Receives one event per PUT and per denial. */
   audit: AuditSink;
+  /** Extensions of the Deployment endpoints (guardrails, autoscalers, rollout status); omit for the RFD's endpoints only. */
+  scale?: ScaleExtensionDeps;
+  /** Extension: the `?watch=true` change stream; omit to ignore `watch`. */
+  watch?: WatchDeps;
 }
 
 /**
@@ -148,7 +154,7 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
   decorate(app, known, malformed);
   registerOpenApi(app, known);
   app.register(healthRoutes, { apiHealth: deps.apiHealth, readiness: deps.readiness, known });
-  app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, authorizer: deps.authorizer, audit: deps.audit, known });
+  app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, authorizer: deps.authorizer, audit: deps.audit, known, scale: deps.scale, watch: deps.watch });
   return app;
 }
 

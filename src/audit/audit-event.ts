@@ -13,6 +13,8 @@ export const ANNOTATIONS = {
   replicasAfter: 'k8s-api-proxy/replicas-after',
   replicasRequested: 'k8s-api-proxy/replicas-requested',
   certificateSha256: 'k8s-api-proxy/client-certificate-sha256',
+  /** `true` when the client wrote past an HorizontalPodAutoscaler with `?force=true`. */
+  forced: 'k8s-api-proxy/forced',
 } as const;
 
 /** `audit.k8s.io/v1` ObjectReference (the fields this proxy can name). */

@@ -80,13 +80,17 @@ export interface ResourceAttributes {
 /**
  * What the proxy's ClusterRole grants and its work needs
  * (charts/k8s-api-proxy/rbac/clusterrole.yaml): list and watch for the cache, get and
- * update on `deployments/scale` for the only write. Checked cluster-wide.
+ * update on `deployments/scale` for the only write, list and watch on
+ * HorizontalPodAutoscalers for their cache (a PUT on an autoscaled Deployment is refused).
+ * Checked cluster-wide.
  */
 export const REQUIRED_ACCESS: readonly ResourceAttributes[] = [
   { verb: 'list', group: 'apps', resource: 'deployments' },
   { verb: 'watch', group: 'apps', resource: 'deployments' },
   { verb: 'get', group: 'apps', resource: 'deployments', subresource: 'scale' },
   { verb: 'update', group: 'apps', resource: 'deployments', subresource: 'scale' },
+  { verb: 'list', group: 'autoscaling', resource: 'horizontalpodautoscalers' },
+  { verb: 'watch', group: 'autoscaling', resource: 'horizontalpodautoscalers' },
 ];
 
 /** Who the API server takes the proxy for (`SelfSubjectReview.status.userInfo`). */

@@ -36,6 +36,18 @@ export interface ResourceSpec<T extends CachedObject> {
   transform: (raw: Record<string, unknown>) => T;
 }
 
+/**
+ * A change the cache applied, in the order applied: from a watch event, or (after a
+ * relist) from the difference between the old and the new content, as client-go's
+ * DeltaFIFO `Replace` reports deletions it missed. `resourceVersion` is the event
+ * object's (for a relist: the list's).
+ */
+export interface CacheChange<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  object: T;
+  resourceVersion: string;
+}
+
 /** Injectable time and randomness, so tests can drive backoff without waiting. */
 export interface ReflectorClock {
   now(): number;
@@ -121,6 +133,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
   private lastErrorStatus = 0;
   private failures = 0;
   private relists = 0;
+  private readonly listeners = new Set<(change: CacheChange<T>) => void>();
   private resolveSynced!: () => void;
   /** Resolves once the first list is stored. */
   readonly whenSynced: Promise<void> = new Promise((r) => { this.resolveSynced = r; });
@@ -156,6 +169,25 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
       objects: this.store.size, lastContactMs: this.lastContactMs, lastError: this.lastError, lastErrorStatus: this.lastErrorStatus,
       failures: this.failures, relists: this.relists,
     };
+  }
+
+  /**
+   * Calls `listener` synchronously after each change is stored (the cache already shows
+   * it). Returns the unsubscribe function. A throwing listener is logged, never stops the loop.
+   */
+  subscribe(listener: (change: CacheChange<T>) => void): () => void {
+    this.listeners.add(listener);
+    return () => { this.listeners.delete(listener); };
+  }
+
+  private emit(change: CacheChange<T>): void {
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch (err) {
+        this.opts.logger?.error({ resource: this.spec.name, err }, 'cache change listener failed');
+      }
+    }
   }
 
   /** Starts the list/watch loop in the background; idempotent. */
@@ -222,8 +254,10 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
       cont = page.metadata?.continue ?? '';
       rv = page.metadata?.resourceVersion ?? '';
     } while (cont);
+    const before = this.listeners.size > 0 ? this.store.list() : undefined;
     this.store.replace(items);
     this.rv = rv;
+    if (before) this.emitRelistDiff(before, rv);
     this.relists++;
     this.opts.recorder.relisted(this.spec.name, this.synced ? 'expired' : 'initial');
     this.lastContactMs = this.opts.clock.now();
@@ -233,6 +267,18 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
       this.synced = true;
       this.resolveSynced();
     }
+  }
+
+  private emitRelistDiff(before: T[], rv: string): void {
+    const old = new Map(before.map((o) => [`${o.metadata.namespace ?? ''}/${o.metadata.name}`, o]));
+    for (const now of this.store.list()) {
+      const key = `${now.metadata.namespace ?? ''}/${now.metadata.name}`;
+      const prev = old.get(key);
+      old.delete(key);
+      if (!prev) this.emit({ type: 'ADDED', object: now, resourceVersion: rv });
+      else if (prev.metadata.resourceVersion !== now.metadata.resourceVersion) this.emit({ type: 'MODIFIED', object: now, resourceVersion: rv });
+    }
+    for (const gone of old.values()) this.emit({ type: 'DELETED', object: gone, resourceVersion: rv });
   }
 
   private async watchOnce(signal: AbortSignal): Promise<void> {
@@ -257,13 +303,18 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
     // answering every watch with 410 would drive a tight relist loop.
     if (ev.type !== 'ERROR' && this.failures > 0) this.failures = 0;
     const obj = ev.object as Record<string, unknown> & { metadata?: { name?: string; namespace?: string; resourceVersion?: string } };
+    let change: CacheChange<T> | undefined;
     switch (ev.type) {
       case 'ADDED':
-      case 'MODIFIED':
-        this.store.upsert(this.spec.transform(obj));
+      case 'MODIFIED': {
+        const stored = this.spec.transform(obj);
+        this.store.upsert(stored);
+        if (this.listeners.size > 0) change = { type: ev.type, object: stored, resourceVersion: obj.metadata?.resourceVersion ?? '' };
         break;
+      }
       case 'DELETED':
         this.store.delete(obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
+        if (this.listeners.size > 0) change = { type: 'DELETED', object: this.spec.transform(obj), resourceVersion: obj.metadata?.resourceVersion ?? '' };
         break;
       case 'BOOKMARK':
         break;
@@ -277,5 +328,6 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
     }
     const rv = obj.metadata?.resourceVersion;
     if (rv) this.rv = rv;
+    if (change) this.emit(change);
   }
 }

@@ -10,6 +10,8 @@ import type { Authorizer, ResourceAttributes } from '../authz/authorizer.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { ANNOTATIONS } from '../audit/audit-event.js';
 import { RouteAuthorization } from './authorization.js';
+import { serveWatch, wantsWatch, type WatchDeps } from './watch.js';
+import { SCALE_QUERY, SCALE_RESPONSES, WATCH_QUERY, answerAfterRollout, checkScale, deploymentStatusRoutes, parseScaleQuery, type ScaleExtensionDeps } from './deployment-status.js';
 
 /** Kubernetes' limit on `spec.replicas` (int32). */
 export const MAX_REPLICAS = 2_147_483_647;
@@ -28,6 +30,10 @@ export interface DeploymentRouteOptions {
   authorizer: Authorizer;
   audit: AuditSink;
   known: KnownPaths;
+  /** Extensions (guardrails, autoscalers, rollout status and waits); without them the RFD's endpoints only. */
+  scale?: ScaleExtensionDeps;
+  /** Extension: `?watch=true` change stream; without it `watch` is ignored. */
+  watch?: WatchDeps;
 }
 
 /** The RBAC resource every Deployment endpoint is authorized against. */
@@ -50,7 +56,7 @@ const params = {
 } as const;
 
 const listSchema = {
-  querystring: { type: 'object', properties: { namespace: {} } },
+  querystring: { type: 'object', properties: { namespace: {}, ...WATCH_QUERY } },
   response: {
     200: {
       description: 'Deployments, sorted by namespace, then name',
@@ -86,24 +92,29 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
     ? scaleAttributes('update', req.params as ReplicasParams) : undefined));
   const notSynced = () => unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
 
-  app.get<{ Querystring: { namespace?: unknown } }>('/deployments', { schema: listSchema }, async (req) => {
+  app.get<{ Querystring: { namespace?: unknown } }>('/deployments', { schema: listSchema }, async (req, reply) => {
     const ns = req.query.namespace;
     if (Array.isArray(ns)) throw badRequest('querystring.namespace: given more than once; pass one namespace or none');
     if (ns !== undefined && (typeof ns !== 'string' || ns.length > 63 || !DNS1123_LABEL_RE.test(ns))) {
       throw badRequest(`querystring.namespace: "${String(ns)}" is not a valid namespace (a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters)`);
     }
-    let items: CachedDeployment[];
+    let visible: 'all' | Set<string>;
     if (ns !== undefined) {
       await authz.require(req, { verb: 'list', ...DEPLOYMENTS, namespace: ns });
-      if (!opts.deployments.hasSynced()) throw notSynced();
-      items = opts.deployments.list(ns);
+      visible = new Set([ns]);
     } else {
       // All namespaces: everything for a cluster-wide lister, else only the namespaces
       // (present in the cache) where the user may list; never a 403.
-      const visible = await authz.visibleNamespaces(req, { verb: 'list', ...DEPLOYMENTS }, () => opts.deployments.list().map((d) => d.metadata.namespace));
-      if (!opts.deployments.hasSynced()) throw notSynced();
-      items = visible === 'all' ? opts.deployments.list() : [...visible].flatMap((n) => opts.deployments.list(n));
+      visible = await authz.visibleNamespaces(req, { verb: 'list', ...DEPLOYMENTS }, () => opts.deployments.list().map((d) => d.metadata.namespace));
     }
+    if (!opts.deployments.hasSynced()) throw notSynced();
+    // The change stream is filtered exactly like the list. For a client without cluster-wide
+    // rights the namespaces are those decided at connect time (a namespace created later is
+    // not added: fail closed; reconnect to see it).
+    if (opts.watch && wantsWatch((req.query as Record<string, unknown>).watch)) {
+      return serveWatch(opts.watch, req, reply, (n) => visible === 'all' || visible.has(n));
+    }
+    const items = visible === 'all' ? opts.deployments.list() : [...visible].flatMap((n) => opts.deployments.list(n));
     return items
       .map((d) => ({ name: d.metadata.name, namespace: d.metadata.namespace }))
       .sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name));
@@ -116,7 +127,7 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
     },
   }, async (req) => opts.replicas.get(req.params.namespace, req.params.deployment));
 
-  app.put<{ Params: ReplicasParams; Body: { replicas: number } }>(REPLICAS_PATH, {
+  app.put<{ Params: ReplicasParams; Body: { replicas: number }; Querystring: Record<string, unknown> }>(REPLICAS_PATH, {
     schema: {
       params,
       body: {
@@ -125,7 +136,12 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
         properties: { replicas: { type: 'integer', minimum: 0, maximum: MAX_REPLICAS } },
         additionalProperties: false,
       },
-      response: { 200: { ...replicasView, description: 'the committed spec.replicas' }, ...problemResponses(400, 403, 404, 408, 409, 413, 415, 422, 500, 502, 503, 504) },
+      querystring: SCALE_QUERY,
+      response: {
+        200: { ...replicasView, description: 'the committed spec.replicas' },
+        ...problemResponses(400, 403, 404, 408, 409, 413, 415, 422, 500, 502, 503, 504),
+        ...SCALE_RESPONSES,
+      },
     },
     // Decided before the body is read or any write starts; every PUT is audited, whatever its outcome.
     onRequest: async (req) => {
@@ -144,11 +160,26 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
     const annotations = req.pendingAudit!.annotations;
     annotations[ANNOTATIONS.replicasRequested] = String(req.body.replicas);
+    const ext = opts.scale;
+    const q = ext ? parseScaleQuery(req.query) : undefined;
+    if (ext && q) {
+      checkScale(ext, { namespace: req.params.namespace, name: req.params.deployment, replicas: req.body.replicas, force: q.force, client: req.clientCN });
+      // A write past an HorizontalPodAutoscaler: the audit event says so.
+      if (q.force) annotations[ANNOTATIONS.forced] = 'true';
+    }
     const { previousReplicas, ...view } = await opts.replicas.set(req.params.namespace, req.params.deployment, req.body.replicas, gone.signal);
     annotations[ANNOTATIONS.replicasBefore] = String(previousReplicas);
     annotations[ANNOTATIONS.replicasAfter] = String(view.replicas);
-    return view;
+    return ext && q?.waitMs !== undefined ? answerAfterRollout(ext, req, reply, view, q.waitMs) : view;
   });
+  if (opts.scale) {
+    await app.register(deploymentStatusRoutes, {
+      deps: opts.scale, params, known: opts.known,
+      authorize: async (req, namespace, name) => {
+        if (validParams({ namespace, deployment: name })) await authz.require(req, { verb: 'get', ...DEPLOYMENTS, namespace, name });
+      },
+    });
+  }
 
   opts.known.add('/deployments', ['GET', 'HEAD']);
   opts.known.add(REPLICAS_PATH, ['GET', 'HEAD', 'PUT']);

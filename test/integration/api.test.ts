@@ -34,7 +34,8 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
     await a.createDeployment('bar', { replicas: 1 });
     await b.createDeployment('alpha', { replicas: 0 });
     await a.setDeploymentStatus('foo', { observedGeneration: 1, replicas: 3, readyReplicas: 3, availableReplicas: 3, updatedReplicas: 3 });
-    proxy = await startProxy({ certs, args: NO_WRITE_LIMIT });
+    // No --max-replicas cap here: these tests hold the RFD's own bounds (int32); the cap is tested in scale.test.ts.
+    proxy = await startProxy({ certs, args: [...NO_WRITE_LIMIT, '--max-replicas', '0'] });
   });
   after(async () => {
     await proxy?.stop();
@@ -187,7 +188,7 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       assertProblem(r, 413, 'PayloadTooLarge', /1024 bytes/);
     });
 
-    it('accepts the plain literals 3, the largest int32 and 0', async () => {
+    it('accepts the plain literals 3, the largest int32 (with --max-replicas 0) and 0', async () => {
       for (const n of [3, 2147483647, 0]) {
         const r = await proxy.request(`/deployments/${b.name}/alpha/replicas`, { method: 'PUT', rawBody: `{"replicas":${n}}`, headers: { 'content-type': 'application/json' } });
         assert.equal(r.status, 200, r.text);
@@ -376,7 +377,7 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
         // The API server's /readyz still answers (granted to every authenticated user), but
         // this proxy cannot serve: /healthz and /readyz say so.
         const h = await waitFor('/healthz 503', async () => { const x = await proxy.request('/healthz'); return x.status === 503 ? x : undefined; }, 8_000) as CallResult;
-        assert.match(String((h.json as { message: string }).message), /^the proxy lacks access its role should give \(RBAC\): list deployments\.apps, watch deployments\.apps, get deployments\/scale\.apps, update deployments\/scale\.apps$/);
+        assert.match(String((h.json as { message: string }).message), /^the proxy lacks access its role should give \(RBAC\): list deployments\.apps, watch deployments\.apps, get deployments\/scale\.apps, update deployments\/scale\.apps, list horizontalpodautoscalers\.autoscaling, watch horizontalpodautoscalers\.autoscaling$/);
         assert.equal((await fetch(`${proxy.healthUrl}/readyz`)).status, 503);
       } finally {
         delete binding.metadata.resourceVersion;

@@ -338,8 +338,10 @@ describe('Helm chart and in-cluster mode', () => {
       assert.equal(await can('watch', 'deployments.apps', '-A'), 'yes');
       assert.equal(await can('update', 'deployments.apps', '--subresource=scale', '-n', 'default'), 'yes');
       assert.equal(await can('create', 'subjectaccessreviews.authorization.k8s.io'), 'yes');
+      assert.equal(await can('list', 'horizontalpodautoscalers.autoscaling', '-A'), 'yes');
+      assert.equal(await can('watch', 'horizontalpodautoscalers.autoscaling', '-A'), 'yes');
       assert.equal(await can('get', '/readyz'), 'yes');
-      for (const denied of [['update', 'deployments.apps'], ['patch', 'deployments.apps'], ['delete', 'deployments.apps'], ['get', 'secrets'], ['get', 'secrets', '-n', ns], ['create', 'pods'],
+      for (const denied of [['update', 'horizontalpodautoscalers.autoscaling', '-n', 'default'], ['update', 'deployments.apps'], ['patch', 'deployments.apps'], ['delete', 'deployments.apps'], ['get', 'secrets'], ['get', 'secrets', '-n', ns], ['create', 'pods'],
         ['list', 'pods', '-A'], ['get', 'pods', '-n', ns], ['impersonate', 'users']]) {
         assert.equal(await can(...denied), 'no', denied.join(' '));
       }

@@ -43,6 +43,7 @@ describe('local control plane', () => {
       ['get', 'deployments.apps'], ['list', 'deployments.apps'], ['watch', 'deployments.apps'],
       ['get', 'deployments.apps', ['--subresource=scale']], ['update', 'deployments.apps', ['--subresource=scale']],
       ['create', 'subjectaccessreviews.authorization.k8s.io'],
+      ['list', 'horizontalpodautoscalers.autoscaling', ['-A']], ['watch', 'horizontalpodautoscalers.autoscaling', ['-A']],
       ['get', '/healthz'], ['get', '/livez'], ['get', '/readyz'],
     ];
     const denied: Array<[string, string, string[]?]> = [
@@ -53,6 +54,7 @@ describe('local control plane', () => {
       ['get', 'pods'], ['list', 'pods', ['-A']], ['watch', 'pods', ['-A']],
       // Asking is not acting: no impersonation.
       ['impersonate', 'users'], ['impersonate', 'groups'], ['impersonate', 'serviceaccounts'],
+      ['update', 'horizontalpodautoscalers.autoscaling'], ['patch', 'horizontalpodautoscalers.autoscaling'], ['delete', 'horizontalpodautoscalers.autoscaling'],
     ];
     for (const [verb, res, extra] of allowed) assert.equal(await canI(verb, res, extra), 'yes', `${verb} ${res} ${extra ?? ''}`);
     for (const [verb, res, extra] of denied) assert.equal(await canI(verb, res, extra), 'no', `${verb} ${res} ${extra ?? ''}`);

@@ -85,7 +85,7 @@ describe('AccessCheck (the proxy\'s own credentials and RBAC)', () => {
     ['credentials rejected (401)', { status: 401 }, [], /^API server rejects the proxy's credentials \(HTTP 401 Unauthorized\)$/],
     ['anonymous (403 on SelfSubjectReview)', { status: 403 }, [], /no working credentials .*anonymous/],
     ['anonymous (SelfSubjectReview answered for system:anonymous)', { status: 201, username: 'system:anonymous' }, [], /no working credentials/],
-    ['RBAC lacks rights: names them, not the identity', { status: 201, username: 'system:serviceaccount:p:proxy' }, ['watch', 'update/scale'], /^the proxy lacks access its role should give \(RBAC\): watch deployments\.apps, update deployments\/scale\.apps$/],
+    ['RBAC lacks rights: names them, not the identity', { status: 201, username: 'system:serviceaccount:p:proxy' }, ['watch', 'update/scale'], /^the proxy lacks access its role should give \(RBAC\): watch deployments\.apps, update deployments\/scale\.apps, watch horizontalpodautoscalers\.autoscaling$/],
   ];
   for (const [name, who, denied, want] of cases) {
     it(name, async () => {

@@ -15,20 +15,29 @@ import { TrustedCas } from '../../src/tls/trust.js';
 import { makeCertFixture } from '../helpers/certs.js';
 import { OPEN_ACCESS } from '../helpers/open-access.js';
 import { AuthorizerUnavailableError, type Authorizer } from '../../src/authz/authorizer.js';
+import { GuardrailPolicy } from '../../src/kube/guardrails.js';
+import { ChangeStream } from '../../src/kube/change-stream.js';
 
 interface Operation { responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> }
 type Doc = { openapi: string; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
 
 /** An API app whose cache and service answer as told, to drive every status a route can give. */
-function app(o: { synced?: boolean; listThrows?: boolean; get?: () => never; set?: () => Promise<never>; authorizer?: Authorizer } = {}, options: Parameters<typeof buildServer>[1] = {}): FastifyInstance {
+function app(o: { synced?: boolean; listThrows?: boolean; missing?: boolean; cacheGetThrows?: boolean; get?: () => never; set?: () => Promise<never>; authorizer?: Authorizer } = {}, options: Parameters<typeof buildServer>[1] = {}): FastifyInstance {
   const item = { metadata: { name: 'web', namespace: 'ns' }, spec: { replicas: 1 } } as CachedDeployment;
+  const deployments = {
+    get: () => { if (o.cacheGetThrows) throw new TypeError('bug'); return o.missing ? undefined : item; },
+    hasSynced: () => o.synced ?? true,
+    list: () => { if (o.listThrows) throw new TypeError('bug'); return [item]; },
+    subscribe: () => () => undefined,
+    resourceVersion: () => '1',
+  };
   return buildServer({
     ...OPEN_ACCESS,
     authorizer: o.authorizer ?? OPEN_ACCESS.authorizer,
-    deployments: {
-      get: () => item, hasSynced: () => o.synced ?? true,
-      list: () => { if (o.listThrows) throw new TypeError('bug'); return [item]; },
-    },
+    deployments,
+    // The extensions (issue 11), as the proxy wires them.
+    scale: { deployments, autoscalers: { get: () => undefined, list: () => [], hasSynced: () => true }, guardrails: new GuardrailPolicy(0) },
+    watch: { stream: new ChangeStream(deployments), deployments },
     replicas: {
       get: o.get ?? ((namespace, deployment) => ({ namespace, deployment, replicas: 1 })),
       set: o.set ?? (async (namespace, deployment, replicas) => ({ namespace, deployment, replicas, previousReplicas: 1 })),
@@ -67,9 +76,17 @@ const SCENARIOS: Array<[string, string, () => FastifyInstance, InjectOptions]> =
     ['/deployments', 'get', () => app({ authorizer }), { url: '/deployments?namespace=ns' }],
     ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app({ authorizer }), { url: '/deployments/ns/web/replicas' }],
     ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app({ authorizer }), put({ replicas: 2 })],
+    ['/deployments/{namespace}/{deployment}', 'get', () => app({ authorizer }), { url: '/deployments/ns/web' }],
   ] as Array<[string, string, () => FastifyInstance, InjectOptions]>),
   ...[403, 404, 408, 409, 500, 502, 503, 504].map((s) => ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app({ set: fail(s) }), put({ replicas: 2 })] as [string, string, () => FastifyInstance, InjectOptions]),
   ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app({ set: async () => { throw new TypeError('bug'); } }), put({ replicas: 2 })],
+  // Extensions (issue 11): a wait that times out, and the status endpoint.
+  ['/deployments/{namespace}/{deployment}/replicas', 'put', () => app(), { ...put({ replicas: 2 }), url: '/deployments/ns/web/replicas?wait=ready&timeout=1ms' }],
+  ['/deployments/{namespace}/{deployment}', 'get', () => app(), { url: '/deployments/ns/web' }],
+  ['/deployments/{namespace}/{deployment}', 'get', () => app(), { url: '/deployments/NS/web' }],
+  ['/deployments/{namespace}/{deployment}', 'get', () => app({ missing: true }), { url: '/deployments/ns/web' }],
+  ['/deployments/{namespace}/{deployment}', 'get', () => app({ cacheGetThrows: true }), { url: '/deployments/ns/web' }],
+  ['/deployments/{namespace}/{deployment}', 'get', () => app({ synced: false }), { url: '/deployments/ns/web' }],
   ['/livez', 'get', () => app(), { url: '/livez' }],
   ['/readyz', 'get', () => app(), { url: '/readyz' }],
   ['/readyz', 'get', () => buildServer({ ...depsReady() }), { url: '/readyz' }],
