@@ -106,14 +106,14 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
     forceCloseConnections: 'idle',
     // Node honours requestTimeout only when given to the server's constructor (seen on 20,
     // kept on 24); setting it afterwards, as Fastify does, is ignored: pass it in both places.
-    // allowHalfOpen (TLS) + httpAllowHalfOpen (below): a client that half-closes after
-    // sending its request still gets the answer, also when deciding it takes a round trip
-    // (an uncached authorization decision); Node would otherwise end the socket at its FIN.
+    // No allowHalfOpen: a client's FIN is how most clients say they are gone, and it must
+    // stop a write or a rollout wait (README: "If the client disconnects, no further attempt
+    // starts"); Node cannot tell a half-close from a close, so a client that half-closes
+    // right after its request is treated as gone too.
     ...(options.tls ? {
-      https: { ...options.tls, allowHalfOpen: true, requestTimeout: limits.requestTimeoutMs, requireHostHeader: false, handshakeTimeout: connections.handshakeTimeoutMs },
+      https: { ...options.tls, requestTimeout: limits.requestTimeoutMs, requireHostHeader: false, handshakeTimeout: connections.handshakeTimeoutMs },
     } : { http: { requestTimeout: limits.requestTimeoutMs, requireHostHeader: false } }),
   });
-  if (options.tls) (app.server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
   app.decorateRequest('clientCN', '');
   app.decorateRequest('clientFingerprint', '');
   app.decorateRequest('clientIdentity', undefined);

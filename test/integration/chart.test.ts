@@ -588,7 +588,15 @@ describe('Helm chart and in-cluster mode', () => {
         const r = await kubectl(['apply', '--server-side', '-f', join(GATEWAY_API_CRDS, `gateway.networking.k8s.io_${kind}.yaml`)]);
         assert.equal(r.code, 0, r.stderr);
       }
-      await kubectlOk(['wait', '--for=condition=Established', '--timeout=30s', 'crd/tlsroutes.gateway.networking.k8s.io', 'crd/gateways.gateway.networking.k8s.io']);
+      // `kubectl wait --for=condition=Established` fails when a just-created CRD has no
+      // conditions yet; poll until both are Established and their resources are served.
+      for (const crd of ['tlsroutes.gateway.networking.k8s.io', 'gateways.gateway.networking.k8s.io']) {
+        await waitFor(`${crd} established and served`, async () => {
+          const established = await kubectl(['get', `crd/${crd}`, '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}']);
+          if (established.stdout.trim() !== 'True') return false;
+          return (await kubectl(['get', crd, '-A'])).code === 0;
+        }, 30_000, 250);
+      }
       const ns = `gw-${suffix()}`;
       await kubectlOk(['create', 'namespace', ns]);
       try {

@@ -239,8 +239,9 @@ describe('hardened front door (issue 8)', () => {
         assert.match(String(r.json.detail), /expired/);
         assert.equal(r.headers.connection, 'close');
         assert.equal(c.sockets.size, 1, 'the same connection');
-        const line = refusalLines(proxy).find((l) => l.code === 'CERTIFICATE_EXPIRED_ON_CONNECTION');
-        assert.ok(line && line.subject === 'CN=expires-soon' && line.fingerprint256);
+        // The log line reaches us through the proxy's stdout after the answer: wait for it.
+        const line = await waitFor('the refusal line', () => refusalLines(proxy).find((l) => l.code === 'CERTIFICATE_EXPIRED_ON_CONNECTION'));
+        assert.ok(line!.subject === 'CN=expires-soon' && line!.fingerprint256, JSON.stringify(line));
       } finally {
         c.close();
       }

@@ -230,9 +230,11 @@ describe('scaling extensions on a real control plane: guardrails, autoscalers, r
     it('stops waiting when the client disconnects', async () => {
       const before = proxy.logs.length;
       await call(`${proxy.apiUrl}/deployments/${ns.name}/waiter/replicas?wait=ready&timeout=60s`, {
-        method: 'PUT', body: { replicas: 5 }, tls: { ca: certs.ca, ...certs.client }, timeoutMs: 1_000,
+        // Long enough for the authorization decision and the write to finish under load, so the
+        // disconnect lands while the proxy waits for the rollout.
+        method: 'PUT', body: { replicas: 5 }, tls: { ca: certs.ca, ...certs.client }, timeoutMs: 3_000,
       }).then(() => assert.fail('answered'), (err: Error) => assert.match(err.message, /timeout/));
-      await waitFor('wait stopped', () => proxy.logs.slice(before).some((l) => l.msg === 'rollout wait stopped: the client disconnected' && l.deployment === 'waiter'), 3_000);
+      await waitFor('wait stopped', () => proxy.logs.slice(before).some((l) => l.msg === 'rollout wait stopped: the client disconnected' && l.deployment === 'waiter'), 5_000);
       const line = proxy.logs.slice(before).find((l) => l.msg === 'request' && l.method === 'PUT');
       assert.equal(line?.status, 'aborted');
       assert.equal(line?.wait, 'ready, up to 60000 ms');
