@@ -14,8 +14,8 @@ export const OPENAPI_FILE = join(import.meta.dirname, '..', 'openapi.json');
 /** The OpenAPI document of the API app, as `GET /openapi.json` answers it, serialized stably (2-space JSON, final newline). */
 export async function generateOpenApi(): Promise<string> {
   const app = buildServer({
-    deployments: { get: () => undefined, list: () => [], hasSynced: () => true },
-    replicas: { get: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
+    lists: { list: async () => ({ body: Buffer.from('[]'), etag: '"e"', resourceVersion: '1', items: 0 }) },
+    replicas: { get: () => { throw new Error('unused'); }, read: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
     apiHealth: async () => ({ ok: true }),
     readiness: { check: () => ({ ready: true }) },
     logger: pino({ level: 'silent' }),

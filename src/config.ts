@@ -41,6 +41,8 @@ export interface Config {
   rateLimits: { read: { rps: number; burst: number }; write: { rps: number; burst: number } };
   /** Serve `/metrics` and record metrics (`--metrics=false` turns both off, e.g. to measure their cost). */
   metrics: boolean;
+  /** Bound on waiting for the cache to reach a read's `minResourceVersion` before reading through, milliseconds. */
+  consistencyWaitMs: number;
 }
 
 /** One command-line flag: its environment twin, default and help line. */
@@ -73,6 +75,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'rate-limit-write-rps', env: 'K8S_API_PROXY_RATE_LIMIT_WRITE_RPS', value: 'N', default: '5', help: 'writes (PUT and other methods) per second per client identity, else 429 (0: no limit)' },
   { flag: 'rate-limit-write-burst', env: 'K8S_API_PROXY_RATE_LIMIT_WRITE_BURST', value: 'N', default: '20', help: 'writes a client may send at once' },
   { flag: 'shutdown-delay-seconds', env: 'K8S_API_PROXY_SHUTDOWN_DELAY_SECONDS', value: 'N', default: '0', help: 'after SIGTERM, fail /readyz for N seconds before closing listeners (lets endpoints drop the pod)' },
+  { flag: 'consistency-wait-ms', env: 'K8S_API_PROXY_CONSISTENCY_WAIT_MS', value: 'N', default: '1000', help: 'a read with minResourceVersion newer than the cache waits up to N ms for the watch, then reads through from the API server' },
   { flag: 'shutdown-timeout-seconds', env: 'K8S_API_PROXY_SHUTDOWN_TIMEOUT_SECONDS', value: 'N', default: '20', help: 'bound on waiting for in-flight requests after SIGTERM' },
   { flag: 'metrics', env: 'K8S_API_PROXY_METRICS', value: 'BOOL', default: 'true', help: 'record Prometheus metrics and serve them at /metrics on --health-listen; false turns both off' },
 ];
@@ -139,6 +142,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
   const requestTimeoutSeconds = parseSeconds('--request-timeout-seconds', get('request-timeout-seconds')!, errors);
   const metricsValue = get('metrics')!;
   if (metricsValue !== 'true' && metricsValue !== 'false') errors.push(`--metrics: "${metricsValue}" is not true or false`);
+  const consistencyWaitMs = parseCount('--consistency-wait-ms', get('consistency-wait-ms')!, 0, 60_000, errors);
   if (requestTimeoutSeconds === 0 && errors.every((e) => !e.startsWith('--request-timeout-seconds'))) errors.push('--request-timeout-seconds: must be above 0');
   const tlsHandshakeTimeoutSeconds = parseSeconds('--tls-handshake-timeout-seconds', get('tls-handshake-timeout-seconds')!, errors);
   if (tlsHandshakeTimeoutSeconds === 0 && errors.every((e) => !e.startsWith('--tls-handshake-timeout-seconds'))) errors.push('--tls-handshake-timeout-seconds: must be above 0');
@@ -172,7 +176,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
     config: {
       kubeconfig, context, serviceAccountDir, kube, listen, healthListen, tlsCertFile, tlsKeyFile, clientCaFile,
       tlsCert, tlsKey, clientCa, logLevel, shutdownTimeoutSeconds, shutdownDelaySeconds, requestTimeoutSeconds,
-      tlsHandshakeTimeoutSeconds, maxConnections, maxConnectionsPerIp, maxConnectionAgeSeconds, rateLimits,
+      tlsHandshakeTimeoutSeconds, maxConnections, maxConnectionsPerIp, maxConnectionAgeSeconds, rateLimits, consistencyWaitMs,
       metrics: metricsValue === 'true',
     },
   };

@@ -30,6 +30,7 @@ export type ProblemReason =
   | 'MethodNotAllowed'
   | 'RequestTimeout'
   | 'Conflict'
+  | 'Expired'
   | 'PayloadTooLarge'
   | 'UnsupportedMediaType'
   | 'ExpectationFailed'
@@ -49,6 +50,7 @@ const TITLES: Record<ProblemReason, string> = {
   MethodNotAllowed: 'Method Not Allowed',
   RequestTimeout: 'Request Timeout',
   Conflict: 'Conflict',
+  Expired: 'Gone',
   PayloadTooLarge: 'Content Too Large',
   UnsupportedMediaType: 'Unsupported Media Type',
   ExpectationFailed: 'Expectation Failed',

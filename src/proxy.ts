@@ -5,6 +5,8 @@ import { buildHealthServer, buildServer } from './server.js';
 import { KubeClient } from './kube/kube-client.js';
 import { Reflector, type ReflectorOptions, type ReflectorStatus } from './kube/reflector.js';
 import { DEPLOYMENTS } from './kube/deployments.js';
+import { CachedDeploymentLists } from './views/deployment-lists.js';
+import { deploymentReadThrough } from './kube/read-through.js';
 import { KubeReplicaService } from './kube/replicas.js';
 import { AccessCheck, apiServerReadyz, cachedApiHealth, proxyHealth, type AccessResult } from './kube/api-health.js';
 import type { Readiness } from './routes/health.js';
@@ -85,12 +87,13 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const access = new AccessCheck(client, { logger });
   let shuttingDown = false;
   const readiness = cacheReadiness([deployments], () => shuttingDown, undefined, access);
-  const replicas = new KubeReplicaService(client, deployments, { logger, access, recorder: metrics.writes });
+  const replicas = new KubeReplicaService(client, deployments, { logger, access, recorder: metrics.writes, consistencyWaitMs: config.consistencyWaitMs });
+  const lists = new CachedDeploymentLists(deployments, deploymentReadThrough(client), { consistencyWaitMs: config.consistencyWaitMs, logger });
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
   const trust = new TrustedCas(config.clientCa);
   const refusals = new RefusalLog(logger, { onRefusal: (r) => recordRefusal(metrics.tls, r.code, r.reason) });
   const apiHealth = cachedApiHealth(proxyHealth(apiServerReadyz(client, undefined, logger), access));
-  const api = buildServer({ deployments, replicas, apiHealth, readiness, logger, recorders: metrics }, {
+  const api = buildServer({ lists, replicas, apiHealth, readiness, logger, recorders: metrics }, {
     tls, trust, refusals,
     limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 },
     connections: {

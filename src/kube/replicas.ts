@@ -1,10 +1,14 @@
 import { KubeStatusError, KubeTimeoutError, KubeUnreachableError, type KubeClient } from './kube-client.js';
 import type { CacheReader } from './object-store.js';
-import { specReplicas, type CachedDeployment } from './deployments.js';
+import { projectDeployment, specReplicas, type CachedDeployment } from './deployments.js';
+import { listAll, type ResourceVersionSource } from './reflector.js';
 import { ProblemError, conflict, notFound, unavailable } from '../errors.js';
 import type { AccessCheck } from './api-health.js';
 import type { Logger } from 'pino';
 import { NOOP_WRITE_RECORDER, writeOutcomeOf, type WriteRecorder } from './kube-metrics.js';
+import { rvAtLeast } from './resource-version.js';
+
+export { rvAtLeast };
 
 /** The RFD's replicas shape: `{"deployment":"foo","namespace":"default","replicas":3}`. */
 export interface ReplicasView {
@@ -13,15 +17,37 @@ export interface ReplicasView {
   replicas: number;
 }
 
+/** A replicas answer and the versions it reflects. */
+export interface ReplicasAnswer {
+  view: ReplicasView;
+  /** Quoted entity tag: the Deployment's resourceVersion the value comes from. */
+  etag: string;
+  /** The resourceVersion of the state this answer reflects (a client passes it as `minResourceVersion` to another replica). */
+  resourceVersion: string;
+}
+
+/** Options of {@link ReplicaService.read}. */
+export interface ReadOptions {
+  /** Answer from a state at least this new (read-your-writes across replicas). */
+  minResourceVersion?: string;
+  signal?: AbortSignal;
+}
+
 /** What the routes need: reads from the cache, writes to the API server. */
 export interface ReplicaService {
-  /** @throws ProblemError 503 (cache not synced) or 404. */
-  get(namespace: string, name: string): ReplicasView;
+  /** From the cache (and this proxy's own recent writes). @throws ProblemError 503 (cache not synced) or 404. */
+  get(namespace: string, name: string): ReplicasAnswer;
+  /**
+   * Like {@link get}, but at least as new as `minResourceVersion`: waits (bounded) for the
+   * cache to catch up, else reads through from the API server.
+   * @throws ProblemError 503 (cache not synced), 404, and 502/503/504 when a read-through fails.
+   */
+  read(namespace: string, name: string, options?: ReadOptions): Promise<ReplicasAnswer>;
   /**
    * Sets spec.replicas. `signal` aborts when the client has gone: no further attempt starts.
    * @throws ProblemError 404, 409 (retries exhausted), 422, 429 (too many writes to it in line), 502, 503, 504.
    */
-  set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ReplicasView>;
+  set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ReplicasAnswer>;
 }
 
 /**
@@ -88,6 +114,11 @@ export class WriteOverlay {
     return entry.replicas;
   }
 
+  /** The pending write to `namespace/name` (the cache had not caught up with it when last resolved). */
+  peek(namespace: string, name: string): { replicas: number; resourceVersion: string } | undefined {
+    return this.entries.get(`${namespace}/${name}`);
+  }
+
   forget(namespace: string, name: string): void {
     this.entries.delete(`${namespace}/${name}`);
   }
@@ -95,13 +126,6 @@ export class WriteOverlay {
   get size(): number {
     return this.entries.size;
   }
-}
-
-/** True when resourceVersion `a` is the same as or newer than `b`. */
-export function rvAtLeast(a: string, b: string): boolean {
-  if (a === b) return true;
-  if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) >= BigInt(b);
-  return false;
 }
 
 /** Injectable retry policy, logger, clock and sleep for {@link KubeReplicaService}. */
@@ -120,7 +144,12 @@ export interface ReplicaServiceOptions {
   access?: Pick<AccessCheck, 'allowed' | 'invalidate' | 'last'>;
   /** Receives conflict retries and write outcomes (metrics). */
   recorder?: WriteRecorder;
+  /** How long a read with `minResourceVersion` waits for the cache before reading through, milliseconds (default 1000). */
+  consistencyWaitMs?: number;
 }
+
+/** `--consistency-wait-ms`'s default. */
+export const DEFAULT_CONSISTENCY_WAIT_MS = 1_000;
 
 /**
  * Reads replicas from the Deployment cache, writes them through the `deployments/scale`
@@ -143,7 +172,12 @@ export class KubeReplicaService implements ReplicaService {
   /** Conflicts seen (and retried) since start; exposed for tests and logs. */
   conflicts = 0;
 
-  constructor(private readonly client: KubeClient, private readonly cache: CacheReader<CachedDeployment>, options: ReplicaServiceOptions = {}) {
+  private readonly consistencyWaitMs: number;
+  /** Reads that went to the API server because the cache stayed behind; for tests and logs. */
+  readThroughs = 0;
+
+  constructor(private readonly client: KubeClient, private readonly cache: CacheReader<CachedDeployment> & Partial<ResourceVersionSource>, options: ReplicaServiceOptions = {}) {
+    this.consistencyWaitMs = options.consistencyWaitMs ?? DEFAULT_CONSISTENCY_WAIT_MS;
     this.retry = options.retry ?? DEFAULT_CONFLICT_RETRY;
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = options.random ?? Math.random;
@@ -154,17 +188,52 @@ export class KubeReplicaService implements ReplicaService {
     this.recorder = options.recorder ?? NOOP_WRITE_RECORDER;
   }
 
-  get(namespace: string, name: string): ReplicasView {
+  get(namespace: string, name: string): ReplicasAnswer {
     if (!this.cache.hasSynced()) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
     const d = this.cache.get(namespace, name);
     if (!d) {
       this.overlay.forget(namespace, name);
       throw notFound(`deployment "${name}" not found in namespace "${namespace}"`);
     }
-    return { deployment: name, namespace, replicas: this.overlay.resolve(namespace, name, d) };
+    const replicas = this.overlay.resolve(namespace, name, d);
+    const own = this.overlay.peek(namespace, name);
+    return {
+      view: { deployment: name, namespace, replicas },
+      etag: `"${own?.resourceVersion ?? d.metadata.resourceVersion ?? ''}"`,
+      resourceVersion: own?.resourceVersion ?? this.cache.resourceVersion?.() ?? d.metadata.resourceVersion ?? '',
+    };
   }
 
-  async set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ReplicasView> {
+  async read(namespace: string, name: string, options: ReadOptions = {}): Promise<ReplicasAnswer> {
+    const min = options.minResourceVersion;
+    if (min === undefined || !this.cache.hasSynced() || !this.cache.resourceVersion || !this.cache.waitForResourceVersion) return this.get(namespace, name);
+    if (rvAtLeast(this.cache.resourceVersion(), min)) return this.get(namespace, name);
+    // This proxy's own write at or after `min` already is that state of the object.
+    const own = this.overlay.peek(namespace, name);
+    if (own && rvAtLeast(own.resourceVersion, min) && this.cache.get(namespace, name)) return this.get(namespace, name);
+    if (await this.cache.waitForResourceVersion(min, this.consistencyWaitMs, options.signal)) return this.get(namespace, name);
+    return this.readThrough(namespace, name, min, options.signal);
+  }
+
+  /** A consistent (quorum) read from the API server: a list narrowed to one name, whose resourceVersion is the state read. */
+  private async readThrough(namespace: string, name: string, min: string, signal?: AbortSignal): Promise<ReplicasAnswer> {
+    this.readThroughs++;
+    this.logger?.info({ namespace, deployment: name, minResourceVersion: min, cached: this.cache.resourceVersion?.(), waitedMs: this.consistencyWaitMs }, 'cache behind minResourceVersion; reading through');
+    const what = `deployment "${name}" in namespace "${namespace}"`;
+    let found: { items: CachedDeployment[]; resourceVersion: string };
+    try {
+      found = await listAll(this.client, { name: 'deployments', path: `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments`, transform: projectDeployment }, {
+        pageSize: 1, timeoutMs: WRITE_CALL_TIMEOUT_MS, signal, query: { fieldSelector: `metadata.name=${name}` },
+      });
+    } catch (err) {
+      throw toProblem(err, what);
+    }
+    const d = found.items[0];
+    if (!d) throw notFound(`${what} not found`);
+    return { view: { deployment: name, namespace, replicas: specReplicas(d) }, etag: `"${d.metadata.resourceVersion ?? ''}"`, resourceVersion: found.resourceVersion };
+  }
+
+  async set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ReplicasAnswer> {
     const key = `${namespace}/${name}`;
     const inLine = this.queued.get(key) ?? 0;
     if (inLine >= this.maxQueued) {
@@ -197,7 +266,7 @@ export class KubeReplicaService implements ReplicaService {
    * arrival; else the first GET's). A Deployment deleted and recreated under the same
    * name in between is another object: the write answers 409 and never touches it.
    */
-  private async setWithRetry(namespace: string, name: string, replicas: number, deadline: number, signal?: AbortSignal, uid?: string): Promise<ReplicasView> {
+  private async setWithRetry(namespace: string, name: string, replicas: number, deadline: number, signal?: AbortSignal, uid?: string): Promise<ReplicasAnswer> {
     const path = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(name)}/scale`;
     const what = `deployment "${name}" in namespace "${namespace}"`;
     let delay = this.retry.initialMs;
@@ -228,8 +297,9 @@ export class KubeReplicaService implements ReplicaService {
         }
         this.recorder.write(committed === current ? 'unchanged' : 'updated');
         const value = committed.spec?.replicas ?? 0;
-        this.overlay.record(namespace, name, value, committed.metadata.resourceVersion);
-        return { deployment: name, namespace, replicas: value };
+        const rv = committed.metadata.resourceVersion;
+        this.overlay.record(namespace, name, value, rv);
+        return { view: { deployment: name, namespace, replicas: value }, etag: `"${rv}"`, resourceVersion: rv };
       } catch (err) {
         if (err instanceof KubeStatusError && err.code === 409) {
           this.conflicts++;

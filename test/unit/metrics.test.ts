@@ -39,11 +39,13 @@ const FAMILIES = [
 const fresh = (): ProxyMetrics => createMetrics({ version: VERSION, nodeVersion: process.version }, { defaultMetrics: false });
 const scrape = (m: ProxyMetrics): Promise<string> => m.endpoint!.render();
 
+const answer = (namespace: string, deployment: string, replicas: number) => ({ view: { namespace, deployment, replicas }, etag: '"1"', resourceVersion: '1' });
+
 function apiApp(m: ProxyMetrics, over: Partial<Parameters<typeof buildServer>[0]> = {}, options: Parameters<typeof buildServer>[1] = {}): FastifyInstance {
   const items = [{ metadata: { name: 'web', namespace: 'shop' }, spec: { replicas: 2 } } as CachedDeployment];
   return buildServer({
-    deployments: { get: (ns, n) => items.find((i) => i.metadata.namespace === ns && i.metadata.name === n), list: () => items, hasSynced: () => true },
-    replicas: { get: (namespace, deployment) => ({ namespace, deployment, replicas: 2 }), set: async (namespace, deployment, replicas) => ({ namespace, deployment, replicas }) },
+    lists: { list: async () => ({ body: Buffer.from(JSON.stringify(items.map((i) => ({ name: i.metadata.name, namespace: i.metadata.namespace })))), etag: '"e"', resourceVersion: '1', items: items.length }) },
+    replicas: { get: (namespace, deployment) => answer(namespace, deployment, 2), read: async (namespace, deployment) => answer(namespace, deployment, 2), set: async (namespace, deployment, replicas) => answer(namespace, deployment, replicas) },
     apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) }, logger: silent, recorders: m, ...over,
   }, options);
 }
@@ -145,7 +147,7 @@ describe('HTTP request metrics (Fastify inject)', () => {
   it('holds a request in flight while it runs', async () => {
     const m = fresh();
     let release!: () => void;
-    const app = apiApp(m, { replicas: { get: () => { throw new Error('unused'); }, set: (namespace, deployment, replicas) => new Promise((r) => { release = () => r({ namespace, deployment, replicas }); }) } });
+    const app = apiApp(m, { replicas: { get: () => { throw new Error('unused'); }, read: () => { throw new Error('unused'); }, set: (namespace, deployment, replicas) => new Promise((r) => { release = () => r(answer(namespace, deployment, replicas)); }) } });
     const pending = app.inject({ method: 'PUT', url: '/deployments/shop/web/replicas', payload: { replicas: 3 } });
     await waitFor('handler running', () => release !== undefined);
     assert.equal(sampleValue(await scrape(m), `${METRIC_PREFIX}http_requests_in_flight`), 1);

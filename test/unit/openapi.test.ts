@@ -17,17 +17,23 @@ import { makeCertFixture } from '../helpers/certs.js';
 interface Operation { responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> }
 type Doc = { openapi: string; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
 
+const answer = (namespace: string, deployment: string, replicas: number) => ({ view: { namespace, deployment, replicas }, etag: '"1"', resourceVersion: '1' });
+
 /** An API app whose cache and service answer as told, to drive every status a route can give. */
-function app(o: { synced?: boolean; listThrows?: boolean; get?: () => never; set?: () => Promise<never> } = {}, options: Parameters<typeof buildServer>[1] = {}): FastifyInstance {
+function app(o: { synced?: boolean; listThrows?: boolean | Error; get?: () => never; set?: () => Promise<never> } = {}, options: Parameters<typeof buildServer>[1] = {}): FastifyInstance {
   const item = { metadata: { name: 'web', namespace: 'ns' }, spec: { replicas: 1 } } as CachedDeployment;
   return buildServer({
-    deployments: {
-      get: () => item, hasSynced: () => o.synced ?? true,
-      list: () => { if (o.listThrows) throw new TypeError('bug'); return [item]; },
+    lists: {
+      list: async () => {
+        if (!(o.synced ?? true)) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
+        if (o.listThrows) throw o.listThrows instanceof Error ? o.listThrows : new TypeError('bug');
+        return { body: Buffer.from(JSON.stringify([{ name: item.metadata.name, namespace: item.metadata.namespace }])), etag: '"e"', resourceVersion: '1', items: 1 };
+      },
     },
     replicas: {
-      get: o.get ?? ((namespace, deployment) => ({ namespace, deployment, replicas: 1 })),
-      set: o.set ?? (async (namespace, deployment, replicas) => ({ namespace, deployment, replicas })),
+      get: o.get ?? ((namespace, deployment) => answer(namespace, deployment, 1)),
+      read: async (namespace, deployment) => (o.get ?? ((ns: string, d: string) => answer(ns, d, 1)))(namespace, deployment),
+      set: o.set ?? (async (namespace, deployment, replicas) => answer(namespace, deployment, replicas)),
     },
     apiHealth: async () => ({ ok: false, message: 'down' }),
     readiness: { check: () => ({ ready: false, message: 'not yet' }) },
@@ -45,6 +51,10 @@ const SCENARIOS: Array<[string, string, () => FastifyInstance, InjectOptions]> =
   ['/deployments', 'get', () => app(), { url: '/deployments?namespace=NOPE' }],
   ['/deployments', 'get', () => app({ listThrows: true }), { url: '/deployments' }],
   ['/deployments', 'get', () => app({ synced: false }), { url: '/deployments' }],
+  ['/deployments', 'get', () => app(), { url: '/deployments', headers: { 'if-none-match': '"e"' } }],
+  ...[410, 502, 504].map((s) => ['/deployments', 'get', () => app({ listThrows: new ProblemError(s, 'X' as never, 'x') }), { url: '/deployments' }] as [string, string, () => FastifyInstance, InjectOptions]),
+  ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app(), { url: '/deployments/ns/web/replicas', headers: { 'if-none-match': '"1"' } }],
+  ...[502, 504].map((s) => ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app({ get: () => { throw new ProblemError(s, 'X' as never, 'x'); } }), { url: '/deployments/ns/web/replicas' }] as [string, string, () => FastifyInstance, InjectOptions]),
   ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app(), { url: '/deployments/ns/web/replicas' }],
   ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app(), { url: '/deployments/NS/web/replicas' }],
   ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app({ get: () => { throw notFound('x'); } }), { url: '/deployments/ns/web/replicas' }],
@@ -67,8 +77,8 @@ const SCENARIOS: Array<[string, string, () => FastifyInstance, InjectOptions]> =
 
 function depsReady(): Parameters<typeof buildServer>[0] {
   return {
-    deployments: { get: () => undefined, list: () => [], hasSynced: () => true },
-    replicas: { get: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
+    lists: { list: async () => ({ body: Buffer.from('[]'), etag: '"e"', resourceVersion: '1', items: 0 }) },
+    replicas: { get: () => { throw new Error('unused'); }, read: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
     apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) }, logger: pino({ level: 'silent' }),
   };
 }

@@ -34,7 +34,7 @@ describe('KubeReplicaService.set', () => {
   it('reads the scale, writes it with that resourceVersion as precondition, and answers the committed value', async () => {
     const client = scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep);
-    assert.deepEqual(await svc.set('ns', 'web', 4), { deployment: 'web', namespace: 'ns', replicas: 4 });
+    assert.deepEqual(await svc.set('ns', 'web', 4), { view: { deployment: 'web', namespace: 'ns', replicas: 4 }, etag: '"11"', resourceVersion: '11' });
     assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT']);
     assert.deepEqual(client.calls[1].body, { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'web', namespace: 'ns', resourceVersion: '10' }, spec: { replicas: 4 } });
   });
@@ -42,7 +42,7 @@ describe('KubeReplicaService.set', () => {
   it('re-reads from the API server and retries on 409 Conflict', async () => {
     const client = scriptedClient([scale(1, '10'), conflict, scale(2, '12'), conflict, scale(3, '14'), scale(5, '15')]);
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep);
-    assert.equal((await svc.set('ns', 'web', 5)).replicas, 5);
+    assert.equal((await svc.set('ns', 'web', 5)).view.replicas, 5);
     assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT', 'GET', 'PUT', 'GET', 'PUT']);
     assert.equal((client.calls[5].body as { metadata: { resourceVersion: string } }).metadata.resourceVersion, '14');
     assert.equal(svc.conflicts, 2);
@@ -58,7 +58,7 @@ describe('KubeReplicaService.set', () => {
   it('skips the write when the value is already set', async () => {
     const client = scriptedClient([scale(4, '10')]);
     const svc = new KubeReplicaService(client, cacheOf(dep(4, '10')), noSleep);
-    assert.equal((await svc.set('ns', 'web', 4)).replicas, 4);
+    assert.equal((await svc.set('ns', 'web', 4)).view.replicas, 4);
     assert.deepEqual(client.calls.map((c) => c.method), ['GET']);
   });
 
@@ -84,7 +84,7 @@ describe('KubeReplicaService.set', () => {
     const svc = new KubeReplicaService(client as unknown as KubeClient, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock });
     const first = svc.set('ns', 'web', 1);
     const second = svc.set('ns', 'web', 2);
-    assert.equal((await first).replicas, 1, 'the first write finishes at t=12 s (its PUT started within budget)');
+    assert.equal((await first).view.replicas, 1, 'the first write finishes at t=12 s (its PUT started within budget)');
     await assert.rejects(second, (e: ProblemError) => e.status === 504 && /gave up/.test(e.message));
     assert.equal(client.calls, 2, 'the queued write never reached the API server');
   });
@@ -117,7 +117,7 @@ describe('KubeReplicaService.set', () => {
       },
     };
     const svc = new KubeReplicaService(client as unknown as KubeClient, cacheOf(dep(0, '1')), { ...noSleep, maxQueuedWrites: 10 });
-    const settled = Array.from({ length: 30 }, (_, i) => svc.set('ns', 'web', i + 1).then((v) => v.replicas, (e: ProblemError) => e));
+    const settled = Array.from({ length: 30 }, (_, i) => svc.set('ns', 'web', i + 1).then((v) => v.view.replicas, (e: ProblemError) => e));
     // Every write past the 10th is refused before the first one has even finished.
     const refused = await Promise.race([Promise.all(settled.slice(10)), new Promise((r) => setTimeout(() => r('waited'), 1_000))]);
     assert.notEqual(refused, 'waited', 'refusals do not wait for the queue');
@@ -130,8 +130,8 @@ describe('KubeReplicaService.set', () => {
     const other = svc.set('ns', 'api', 3);
     release();
     assert.deepEqual(await Promise.all(settled.slice(0, 10)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    assert.equal((await other).replicas, 3);
-    assert.equal((await svc.set('ns', 'web', 42)).replicas, 42, 'the queue admits again once it has drained');
+    assert.equal((await other).view.replicas, 3);
+    assert.equal((await svc.set('ns', 'web', 42)).view.replicas, 42, 'the queue admits again once it has drained');
   });
 });
 
@@ -143,6 +143,63 @@ describe('KubeReplicaService.get', () => {
   it('answers 404 for a Deployment the cache does not hold', () => {
     const svc = new KubeReplicaService(scriptedClient([]), cacheOf(undefined));
     assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 404);
+  });
+});
+
+describe('KubeReplicaService.read with minResourceVersion (read-your-writes across replicas)', () => {
+  /** A cache at resourceVersion `rv` that reaches `reaches` (if given) while a reader waits. */
+  function behindCache(cached: CachedDeployment, rv: string, reaches?: { rv: string; replicas: number }) {
+    let current = rv;
+    let obj = cached;
+    return {
+      get: () => obj, list: () => [obj], hasSynced: () => true, resourceVersion: () => current,
+      waitForResourceVersion: async (want: string) => {
+        if (!reaches || !rvAtLeast(reaches.rv, want)) return false;
+        current = reaches.rv;
+        obj = dep(reaches.replicas, reaches.rv);
+        return true;
+      },
+    };
+  }
+  const listOf = (replicas: number, rv: string, listRv: string) => () => ({ metadata: { resourceVersion: listRv }, items: [{ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv }, spec: { replicas } }] });
+
+  it('answers from the cache at once when it is already that new', async () => {
+    const client = scriptedClient([]);
+    const svc = new KubeReplicaService(client, behindCache(dep(3, '10'), '20'));
+    assert.deepEqual(await svc.read('ns', 'web', { minResourceVersion: '15' }), { view: { deployment: 'web', namespace: 'ns', replicas: 3 }, etag: '"10"', resourceVersion: '20' });
+    assert.equal(client.calls.length, 0);
+  });
+
+  it('waits for the watch to deliver the asked resourceVersion, then answers from the cache', async () => {
+    const client = scriptedClient([]);
+    const svc = new KubeReplicaService(client, behindCache(dep(3, '10'), '10', { rv: '30', replicas: 7 }));
+    const a = await svc.read('ns', 'web', { minResourceVersion: '30' });
+    assert.deepEqual([a.view.replicas, a.resourceVersion], [7, '30']);
+    assert.equal(client.calls.length, 0);
+    assert.equal(svc.readThroughs, 0);
+  });
+
+  it('reads through from the API server (a consistent list narrowed to the name) when the cache stays behind', async () => {
+    const client = scriptedClient([listOf(7, '30', '31')]);
+    const svc = new KubeReplicaService(client, behindCache(dep(3, '10'), '10'), { consistencyWaitMs: 5 });
+    assert.deepEqual(await svc.read('ns', 'web', { minResourceVersion: '30' }), { view: { deployment: 'web', namespace: 'ns', replicas: 7 }, etag: '"30"', resourceVersion: '31' });
+    assert.deepEqual(client.calls.map((c) => c.method), ['GET']);
+    assert.equal(svc.readThroughs, 1);
+  });
+
+  it('answers this proxy\'s own newer write without waiting', async () => {
+    const client = scriptedClient([scale(3, '10'), () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '40' }, spec: { replicas: 8 } })]);
+    const svc = new KubeReplicaService(client, behindCache(dep(3, '10'), '10'));
+    await svc.set('ns', 'web', 8);
+    const a = await svc.read('ns', 'web', { minResourceVersion: '40' });
+    assert.deepEqual([a.view.replicas, a.etag, a.resourceVersion], [8, '"40"', '40']);
+    assert.equal(client.calls.length, 2, 'no read-through');
+  });
+
+  it('maps a failed read-through to 503, not 404 or 504', async () => {
+    const client = scriptedClient([() => { throw new KubeUnreachableError('x', Object.assign(new Error('x'), { code: 'ECONNREFUSED' })); }]);
+    const svc = new KubeReplicaService(client, behindCache(dep(3, '10'), '10'), { consistencyWaitMs: 1 });
+    await assert.rejects(svc.read('ns', 'web', { minResourceVersion: '30' }), (e: ProblemError) => e.status === 503);
   });
 });
 

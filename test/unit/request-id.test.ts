@@ -13,8 +13,8 @@ function app(set: () => Promise<never> = async () => { throw new TypeError('boom
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({ write(chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
   const server = buildServer({
-    deployments: { get: () => undefined, list: () => [], hasSynced: () => true },
-    replicas: { get: () => { throw new Error('unused'); }, set },
+    lists: { list: async () => ({ body: Buffer.from('[]'), etag: '"e"', resourceVersion: '1', items: 0 }) },
+    replicas: { get: () => { throw new Error('unused'); }, read: () => { throw new Error('unused'); }, set },
     apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) }, logger: pino({ level: 'info' }, sink),
   });
   return { server, lines };
