@@ -17,8 +17,10 @@ describe('lists, ETags, pagination and read-your-writes across replicas (real co
     ns = await TestNamespace.create('cons');
     for (const name of ['d1', 'd2', 'd3', 'd4', 'd5']) await ns.createDeployment(name, { replicas: 1 });
     // Two replicas as the chart runs them, and one that never waits (it always reads through when behind).
+    // 100 PUTs in a row from one client: past the default per-client write limit (tested in hardening.test.ts).
+    const noWriteLimit = ['--rate-limit-write-rps', '0'];
     [a, b, readThroughOnly] = await Promise.all([
-      startProxy({ certs }), startProxy({ certs }), startProxy({ certs, args: ['--consistency-wait-ms', '0'] }),
+      startProxy({ certs, args: noWriteLimit }), startProxy({ certs, args: noWriteLimit }), startProxy({ certs, args: [...noWriteLimit, '--consistency-wait-ms', '0'] }),
     ]);
   });
   after(async () => {
@@ -37,10 +39,10 @@ describe('lists, ETags, pagination and read-your-writes across replicas (real co
     assert.equal(again.text, '');
     assert.equal((await b.request(url, { headers: { 'if-none-match': etag } })).status, 304, 'the other replica derives the same ETag from the same content');
     await ns.createDeployment('d6');
-    const changed = await waitFor('the new Deployment in the list', async () => {
+    const changed = (await waitFor('the new Deployment in the list', async () => {
       const r = await a.request(url, { headers: { 'if-none-match': etag } });
       return r.status === 200 ? r : undefined;
-    });
+    }))!;
     assert.notEqual(changed.headers.etag, etag);
     assert.equal((changed.json as unknown[]).length, 6);
   });
@@ -58,10 +60,10 @@ describe('lists, ETags, pagination and read-your-writes across replicas (real co
     } while (token);
     assert.deepEqual(names, ['d1', 'd2', 'd3', 'd4', 'd5', 'd6']);
     await ns.createDeployment('d7');
-    const expired = await waitFor('410 once the cache holds d7', async () => {
+    const expired = (await waitFor('410 once the cache holds d7', async () => {
       const r = await a.request(`/deployments?namespace=${ns.name}&limit=2&continue=${encodeURIComponent(firstToken)}`);
       return r.status === 410 ? r : undefined;
-    });
+    }))!;
     assert.match(String(expired.headers['content-type']), /^application\/problem\+json/);
     assert.equal(expired.json.reason, 'Expired');
   });
