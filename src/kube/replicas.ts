@@ -45,7 +45,7 @@ export interface ReplicaService {
   read(namespace: string, name: string, options?: ReadOptions): Promise<ReplicasAnswer>;
   /**
    * Sets spec.replicas. `signal` aborts when the client has gone: no further attempt starts.
-   * @throws ProblemError 404, 409 (retries exhausted), 422, 429 (too many writes to it in line), 502, 503, 504.
+   * @throws ProblemError 404, 409 (the Deployment was recreated, or retries exhausted), 422, 429 (too many writes to it in line), 502, 503, 504.
    */
   set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ReplicasAnswer>;
 }
@@ -80,7 +80,7 @@ export const FIELD_MANAGER = 'k8s-api-proxy';
 interface Scale {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; namespace: string; resourceVersion: string; uid?: string };
+  metadata: { name: string; namespace: string; resourceVersion?: string; uid?: string };
   spec?: { replicas?: number };
 }
 
@@ -152,10 +152,9 @@ export interface ReplicaServiceOptions {
 export const DEFAULT_CONSISTENCY_WAIT_MS = 1_000;
 
 /**
- * Reads replicas from the Deployment cache, writes them through the `deployments/scale`
- * subresource (the proxy's only write permission) with the resourceVersion it read as
- * precondition, and retries on 409 Conflict with a fresh read from the API server
- * (never the cache, or the conflicts would repeat).
+ * Reads replicas from the Deployment cache; writes them through the `deployments/scale`
+ * subresource (the proxy's only write permission) in one call per write, with the
+ * cached uid as precondition (see {@link KubeReplicaService.setWithRetry}).
  */
 export class KubeReplicaService implements ReplicaService {
   private readonly retry: ConflictRetry;
@@ -261,49 +260,63 @@ export class KubeReplicaService implements ReplicaService {
   }
 
   /**
-   * GET the scale, then PUT it with two preconditions: the resourceVersion just read, and
-   * the uid of the Deployment the request was resolved against (`uid`, from the cache on
-   * arrival; else the first GET's). A Deployment deleted and recreated under the same
-   * name in between is another object: the write answers 409 and never touches it.
+   * One round trip: an absolute set needs no read-modify-write, so the Scale goes out
+   * without a resourceVersion (the last write wins, as `kubectl scale` without
+   * `--resource-version`), carrying as its only precondition the uid of the Deployment
+   * the request was resolved against (from the cache on arrival): a Deployment deleted
+   * and recreated under the same name is another object and is never written (409).
+   * Only if the API server refuses an update without resourceVersion (422, as for
+   * resources that disallow unconditional updates) does it fall back to reading the
+   * scale and writing with that resourceVersion, retrying on 409 with backoff.
    */
   private async setWithRetry(namespace: string, name: string, replicas: number, deadline: number, signal?: AbortSignal, uid?: string): Promise<ReplicasAnswer> {
     const path = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(name)}/scale`;
     const what = `deployment "${name}" in namespace "${namespace}"`;
     let delay = this.retry.initialMs;
+    let readFirst = false;
+    let pinned = uid;
     const budget = (): number => {
       if (signal?.aborted) throw new ProblemError(408, 'RequestTimeout', 'the client closed the connection; the write was not started');
       const left = deadline - this.now();
       if (left <= 0) throw new ProblemError(504, 'GatewayTimeout', `gave up on ${what} after ${WRITE_DEADLINE_MS / 1000} s (API server slow or other writes queued ahead)`);
       return Math.min(WRITE_CALL_TIMEOUT_MS, left);
     };
-    let pinned = uid;
+    const recreated = (): ProblemError => conflict(`${what} was deleted and recreated (it is another object now) since this request was resolved; nothing was written: read it again and retry`);
     for (let attempt = 1; ; attempt++) {
-      let verb: 'get' | 'update' = 'get';
+      let verb: 'get' | 'update' = 'update';
       try {
-        const current = await this.client.request<Scale>('GET', path, { timeoutMs: budget(), signal });
-        pinned ??= current.metadata.uid;
-        if (pinned && current.metadata.uid && current.metadata.uid !== pinned) {
-          throw conflict(`${what} was deleted and recreated (it is another object now) since this request was resolved; nothing was written: read it again and retry`);
+        let resourceVersion: string | undefined;
+        if (readFirst) {
+          verb = 'get';
+          const current = await this.client.request<Scale>('GET', path, { timeoutMs: budget(), signal });
+          pinned ??= current.metadata.uid;
+          if (pinned && current.metadata.uid && current.metadata.uid !== pinned) throw recreated();
+          resourceVersion = current.metadata.resourceVersion;
         }
-        let committed = current;
-        if ((current.spec?.replicas ?? 0) !== replicas) {
-          const body: Scale = {
-            apiVersion: 'autoscaling/v1', kind: 'Scale',
-            metadata: { name, namespace, resourceVersion: current.metadata.resourceVersion, ...(pinned ? { uid: pinned } : {}) },
-            spec: { replicas },
-          };
-          verb = 'update';
-          committed = await this.client.request<Scale>('PUT', `${path}?fieldManager=${FIELD_MANAGER}`, { body, timeoutMs: budget(), signal });
-        }
-        this.recorder.write(committed === current ? 'unchanged' : 'updated');
+        const body: Scale = {
+          apiVersion: 'autoscaling/v1', kind: 'Scale',
+          metadata: { name, namespace, ...(pinned ? { uid: pinned } : {}), ...(resourceVersion ? { resourceVersion } : {}) },
+          spec: { replicas },
+        };
+        verb = 'update';
+        const committed = await this.client.request<Scale>('PUT', `${path}?fieldManager=${FIELD_MANAGER}`, { body, timeoutMs: budget(), signal });
         const value = committed.spec?.replicas ?? 0;
-        const rv = committed.metadata.resourceVersion;
+        const rv = committed.metadata.resourceVersion ?? '';
+        // A write that changes nothing keeps the object's resourceVersion (as last cached or read).
+        this.recorder.write(rv !== '' && rv === (resourceVersion ?? this.cache.get(namespace, name)?.metadata.resourceVersion) ? 'unchanged' : 'updated');
         this.overlay.record(namespace, name, value, rv);
         return { view: { deployment: name, namespace, replicas: value }, etag: `"${rv}"`, resourceVersion: rv };
       } catch (err) {
+        if (!readFirst && err instanceof KubeStatusError && err.code === 422 && /resourceVersion/.test(err.message)) {
+          this.logger?.info({ namespace, deployment: name }, 'the API server requires a resourceVersion on scale updates; reading first');
+          readFirst = true;
+          continue;
+        }
         if (err instanceof KubeStatusError && err.code === 409) {
+          // Without a resourceVersion only the uid precondition can fail: another object.
+          if (/\buid\b/i.test(err.message)) throw recreated();
           this.conflicts++;
-          this.logger?.info({ namespace, deployment: name, attempt }, '409 Conflict on scale update; re-reading and retrying');
+          this.logger?.info({ namespace, deployment: name, attempt }, '409 Conflict on scale update; retrying');
           if (attempt >= this.retry.steps) {
             throw conflict(`${what} kept changing: gave up after ${attempt} conflicting attempts; retry the request`);
           }

@@ -357,9 +357,9 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       }
     });
 
-    it('retries 409 Conflict while another writer keeps changing the Deployment', async (t) => {
+    it('writes while another writer keeps changing the Deployment: every PUT 200, the last value wins', async (t) => {
       // A second writer (admin) bumps the resourceVersion with label edits while the
-      // proxy writes: the proxy's precondition fails and it must re-read and retry.
+      // proxy writes: an absolute set carries no resourceVersion, so nothing conflicts.
       let stop = false;
       const churn = (async () => {
         for (let i = 0; !stop && i < 200; i++) await kubectl(['-n', a.name, 'label', 'deployment', 'bar', `churn=${i}`, '--overwrite']);

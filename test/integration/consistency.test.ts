@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestNamespace } from '../helpers/cluster.js';
+import { TestNamespace, kubectl } from '../helpers/cluster.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { waitFor } from '../helpers/wait.js';
@@ -99,6 +99,19 @@ describe('lists, ETags, pagination and read-your-writes across replicas (real co
       assert.ok((r.json as Array<{ name: string }>).some((d) => d.name === 'fresh'));
       assert.ok(BigInt(String(r.headers['resource-version'])) >= BigInt(rv));
     }
+  });
+
+  it('kube-apiserver refuses a Scale update whose uid is another object\'s, which the one-call write relies on', async () => {
+    await ns.createDeployment('uidcheck', { replicas: 1 });
+    const scale = (uid: string) => JSON.stringify({ apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'uidcheck', namespace: ns.name, uid }, spec: { replicas: 3 } });
+    const refused = await kubectl(['replace', '--raw', `/apis/apps/v1/namespaces/${ns.name}/deployments/uidcheck/scale`, '-f', '-'], { input: scale('00000000-0000-0000-0000-000000000000') });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /Precondition failed: UID/);
+    assert.equal((await ns.getDeployment('uidcheck')).spec.replicas, 1, 'nothing written');
+    await waitFor('the proxy caching uidcheck', async () => (await a.request(`/deployments/${ns.name}/uidcheck/replicas`)).status === 200);
+    const put = await a.request(`/deployments/${ns.name}/uidcheck/replicas`, { method: 'PUT', body: { replicas: 3 } });
+    assert.equal(put.status, 200, put.text);
+    assert.equal((await ns.getDeployment('uidcheck')).spec.replicas, 3);
   });
 
   it('reads through, answering the current value, when asked for a resourceVersion the cluster has not reached', async () => {

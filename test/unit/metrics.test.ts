@@ -354,10 +354,13 @@ describe('write metrics (scripted scale subresource)', () => {
   it('counts each retried conflict and each write by outcome', async () => {
     const m = fresh();
     const opts = { sleep: async () => undefined, random: () => 0.5, recorder: m.writes };
-    await new KubeReplicaService(client([() => scale(1, '1'), conflict, () => scale(1, '2'), conflict, () => scale(1, '3'), () => scale(4, '4')]), cache, opts).set('ns', 'web', 4);
-    await new KubeReplicaService(client([() => scale(4, '4')]), cache, opts).set('ns', 'web', 4);
+    // One call per write: a conflict is retried with the same call.
+    await new KubeReplicaService(client([conflict, conflict, () => scale(4, '4')]), cache, opts).set('ns', 'web', 4);
+    // A write that changes nothing keeps the cached object's resourceVersion.
+    const cachedAt4: CacheReader<CachedDeployment> = { get: () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '4' }, spec: { replicas: 4 }, status: {} }), list: () => [], hasSynced: () => true };
+    await new KubeReplicaService(client([() => scale(4, '4')]), cachedAt4, opts).set('ns', 'web', 4);
     await assert.rejects(new KubeReplicaService(client([() => { throw new KubeStatusError(404, 'NotFound', 'x'); }]), cache, opts).set('ns', 'web', 4));
-    const exhausted = new KubeReplicaService(client([() => scale(1, '1'), conflict, () => scale(1, '2'), conflict]), cache, { ...opts, retry: { steps: 2, initialMs: 1, factor: 2, maxMs: 1 } });
+    const exhausted = new KubeReplicaService(client([conflict, conflict]), cache, { ...opts, retry: { steps: 2, initialMs: 1, factor: 2, maxMs: 1 } });
     await assert.rejects(exhausted.set('ns', 'web', 4));
     const text = await scrape(m);
     assert.equal(sampleValue(text, `${METRIC_PREFIX}write_conflicts_retried_total`), 3, 'two, then one before giving up on the second');

@@ -6,7 +6,7 @@ import type { CacheReader } from '../../src/kube/object-store.js';
 import type { CachedDeployment } from '../../src/kube/deployments.js';
 import { ProblemError } from '../../src/errors.js';
 
-const dep = (replicas: number, rv: string): CachedDeployment => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv }, spec: { replicas } } as CachedDeployment);
+const dep = (replicas: number, rv: string, uid?: string): CachedDeployment => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv, ...(uid ? { uid } : {}) }, spec: { replicas }, status: {} });
 
 function cacheOf(d?: CachedDeployment, synced = true): CacheReader<CachedDeployment> {
   return { get: () => d, list: () => (d ? [d] : []), hasSynced: () => synced };
@@ -31,35 +31,42 @@ const conflict = () => { throw new KubeStatusError(409, 'Conflict', 'the object 
 const noSleep = { sleep: async () => undefined, random: () => 0.5 };
 
 describe('KubeReplicaService.set', () => {
-  it('reads the scale, writes it with that resourceVersion as precondition, and answers the committed value', async () => {
-    const client = scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
-    const svc = new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep);
+  it('writes the Scale in one call, without resourceVersion, with the cached uid as precondition, and answers the committed value', async () => {
+    const client = scriptedClient([(_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '10', 'uid-1')), noSleep);
     assert.deepEqual(await svc.set('ns', 'web', 4), { view: { deployment: 'web', namespace: 'ns', replicas: 4 }, etag: '"11"', resourceVersion: '11' });
-    assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT']);
-    assert.deepEqual(client.calls[1].body, { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'web', namespace: 'ns', resourceVersion: '10' }, spec: { replicas: 4 } });
+    assert.deepEqual(client.calls.map((c) => c.method), ['PUT']);
+    assert.deepEqual(client.calls[0].body, { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'web', namespace: 'ns', uid: 'uid-1' }, spec: { replicas: 4 } });
   });
 
-  it('re-reads from the API server and retries on 409 Conflict', async () => {
-    const client = scriptedClient([scale(1, '10'), conflict, scale(2, '12'), conflict, scale(3, '14'), scale(5, '15')]);
+  it('writes also when the value is already set (the API server then changes nothing), and without uid when the cache has no such Deployment', async () => {
+    const client = scriptedClient([scale(4, '10')]);
+    const svc = new KubeReplicaService(client, cacheOf(undefined), noSleep);
+    assert.equal((await svc.set('ns', 'web', 4)).view.replicas, 4);
+    assert.deepEqual(client.calls.map((c) => c.method), ['PUT']);
+    assert.deepEqual((client.calls[0].body as { metadata: object }).metadata, { name: 'web', namespace: 'ns' });
+  });
+
+  it('answers 409 without retrying when the uid precondition fails (deleted and recreated under the same name)', async () => {
+    const client = scriptedClient([() => { throw new KubeStatusError(409, 'Conflict', 'Operation cannot be fulfilled on deployments.apps "web": Precondition failed: UID in precondition: uid-1, UID in object meta: uid-2'); }]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '10', 'uid-1')), noSleep);
+    await assert.rejects(svc.set('ns', 'web', 4), (e: ProblemError) => e.status === 409 && /deleted and recreated/.test(e.message));
+    assert.equal(client.calls.length, 1);
+  });
+
+  it('falls back to read-then-write with the resourceVersion read when the API server requires one (422), retrying 409 with a fresh read', async () => {
+    const requires = () => { throw new KubeStatusError(422, 'Invalid', 'Scale.autoscaling "web" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update'); };
+    const client = scriptedClient([requires, scale(1, '10'), conflict, scale(2, '12'), scale(5, '13')]);
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep);
     assert.equal((await svc.set('ns', 'web', 5)).view.replicas, 5);
-    assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT', 'GET', 'PUT', 'GET', 'PUT']);
-    assert.equal((client.calls[5].body as { metadata: { resourceVersion: string } }).metadata.resourceVersion, '14');
-    assert.equal(svc.conflicts, 2);
+    assert.deepEqual(client.calls.map((c) => c.method), ['PUT', 'GET', 'PUT', 'GET', 'PUT']);
+    assert.equal((client.calls[4].body as { metadata: { resourceVersion: string } }).metadata.resourceVersion, '12');
+    assert.equal(svc.conflicts, 1);
   });
 
   it('answers 409 only when every retry conflicted', async () => {
-    const script = [];
-    for (let i = 0; i < 3; i++) script.push(scale(1, String(i)), conflict);
-    const svc = new KubeReplicaService(scriptedClient(script), cacheOf(dep(1, '1')), { ...noSleep, retry: { steps: 3, initialMs: 1, factor: 2, maxMs: 4 } });
+    const svc = new KubeReplicaService(scriptedClient([conflict, conflict, conflict]), cacheOf(dep(1, '1')), { ...noSleep, retry: { steps: 3, initialMs: 1, factor: 2, maxMs: 4 } });
     await assert.rejects(svc.set('ns', 'web', 9), (e: ProblemError) => e.status === 409 && e.reason === 'Conflict' && /3 conflicting attempts/.test(e.message));
-  });
-
-  it('skips the write when the value is already set', async () => {
-    const client = scriptedClient([scale(4, '10')]);
-    const svc = new KubeReplicaService(client, cacheOf(dep(4, '10')), noSleep);
-    assert.equal((await svc.set('ns', 'web', 4)).view.replicas, 4);
-    assert.deepEqual(client.calls.map((c) => c.method), ['GET']);
   });
 
   it('starts nothing once the client has gone away', async () => {
@@ -77,16 +84,16 @@ describe('KubeReplicaService.set', () => {
       calls: 0,
       request: async (method: string) => {
         client.calls++;
-        clock += 6_000; // each call takes 6 s of (fake) time
+        clock += 11_000; // each call takes 11 s of (fake) time
         return method === 'GET' ? scale(0, '1')() : { metadata: { resourceVersion: '2' }, spec: { replicas: 1 } };
       },
     };
     const svc = new KubeReplicaService(client as unknown as KubeClient, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock });
     const first = svc.set('ns', 'web', 1);
     const second = svc.set('ns', 'web', 2);
-    assert.equal((await first).view.replicas, 1, 'the first write finishes at t=12 s (its PUT started within budget)');
+    assert.equal((await first).view.replicas, 1, 'the first write finishes at t=11 s (its PUT started within budget)');
     await assert.rejects(second, (e: ProblemError) => e.status === 504 && /gave up/.test(e.message));
-    assert.equal(client.calls, 2, 'the queued write never reached the API server');
+    assert.equal(client.calls, 1, 'the queued write never reached the API server');
   });
 
   it('queues writes to the same Deployment so they do not conflict with each other', async () => {
@@ -188,12 +195,12 @@ describe('KubeReplicaService.read with minResourceVersion (read-your-writes acro
   });
 
   it('answers this proxy\'s own newer write without waiting', async () => {
-    const client = scriptedClient([scale(3, '10'), () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '40' }, spec: { replicas: 8 } })]);
+    const client = scriptedClient([() => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '40' }, spec: { replicas: 8 } })]);
     const svc = new KubeReplicaService(client, behindCache(dep(3, '10'), '10'));
     await svc.set('ns', 'web', 8);
     const a = await svc.read('ns', 'web', { minResourceVersion: '40' });
     assert.deepEqual([a.view.replicas, a.etag, a.resourceVersion], [8, '"40"', '40']);
-    assert.equal(client.calls.length, 2, 'no read-through');
+    assert.equal(client.calls.length, 1, 'no read-through');
   });
 
   it('maps a failed read-through to 503, not 404 or 504', async () => {
@@ -259,23 +266,24 @@ describe('KubeReplicaService.set: the write names the object (uid precondition)'
   const withUid = (uid: string): CachedDeployment => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '10', uid }, spec: { replicas: 1 } } as CachedDeployment);
   const scaleOf = (uid: string, replicas = 1, rv = '10') => () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv, uid }, spec: { replicas } });
 
-  it('sends the uid the request was resolved against with the resourceVersion', async () => {
-    const client = scriptedClient([scaleOf('u1'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11', uid: 'u1' } })]);
+  it('sends the uid the request was resolved against, and no resourceVersion, in its one call', async () => {
+    const client = scriptedClient([(_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11', uid: 'u1' } })]);
     await new KubeReplicaService(client, cacheOf(withUid('u1')), noSleep).set('ns', 'web', 4);
-    assert.deepEqual((client.calls[1].body as { metadata: unknown }).metadata, { name: 'web', namespace: 'ns', resourceVersion: '10', uid: 'u1' });
+    assert.deepEqual((client.calls[0].body as { metadata: unknown }).metadata, { name: 'web', namespace: 'ns', uid: 'u1' });
   });
 
-  it('answers 409 without writing when the API server holds another object of that name', async () => {
-    const client = scriptedClient([scaleOf('u2')]);
+  it('answers 409 when the API server holds another object of that name (its uid precondition failed, nothing written)', async () => {
+    const client = scriptedClient([() => { throw new KubeStatusError(409, 'Conflict', 'Operation cannot be fulfilled on deployments.apps "web": Precondition failed: UID in precondition: u1, UID in object meta: u2'); }]);
     await assert.rejects(new KubeReplicaService(client, cacheOf(withUid('u1')), noSleep).set('ns', 'web', 4),
       (e: ProblemError) => e.status === 409 && /deleted and recreated/.test(e.message));
-    assert.deepEqual(client.calls.map((c) => c.method), ['GET']);
+    assert.deepEqual(client.calls.map((c) => c.method), ['PUT']);
   });
 
-  it('keeps the first read uid across conflict retries when the cache did not know the object', async () => {
-    const client = scriptedClient([scaleOf('u1'), conflict, scaleOf('u2', 1, '12')]);
-    await assert.rejects(new KubeReplicaService(client, cacheOf(undefined), noSleep).set('ns', 'web', 4), (e: ProblemError) => e.status === 409);
-    assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT', 'GET']);
+  it('on the read-first fallback, keeps the first read uid across conflict retries when the cache did not know the object', async () => {
+    const requires = () => { throw new KubeStatusError(422, 'Invalid', 'metadata.resourceVersion: Invalid value: 0x0: must be specified for an update'); };
+    const client = scriptedClient([requires, scaleOf('u1'), conflict, scaleOf('u2', 1, '12')]);
+    await assert.rejects(new KubeReplicaService(client, cacheOf(undefined), noSleep).set('ns', 'web', 4), (e: ProblemError) => e.status === 409 && /deleted and recreated/.test(e.message));
+    assert.deepEqual(client.calls.map((c) => c.method), ['PUT', 'GET', 'PUT', 'GET']);
   });
 });
 
@@ -294,7 +302,7 @@ describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
   it('admission (the authorizer allows the verb): 403 Forbidden with the API server\'s message, without the proxy\'s identity', async () => {
     const msg = 'deployments.apps "web" is forbidden: ValidatingAdmissionPolicy \'cap\' with binding \'cap\' denied request: at most 5 (asked by system:serviceaccount:p:proxy)';
     const a = access(true);
-    await assert.rejects(new KubeReplicaService(scriptedClient([scale(1, '10'), forbidden(msg)]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7), (e: ProblemError) => {
+    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden(msg)]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7), (e: ProblemError) => {
       assert.equal(e.status, 403);
       assert.equal(e.reason, 'Forbidden');
       assert.match(e.message, /ValidatingAdmissionPolicy 'cap' with binding 'cap' denied request: at most 5 \(asked by <proxy>\)/);
@@ -307,13 +315,13 @@ describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
 
   it('RBAC (the authorizer denies the verb): 502 naming the verb, and the access check is refreshed', async () => {
     const a = access(false);
-    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('User "system:serviceaccount:p:proxy" cannot get resource "deployments/scale"')]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7),
-      (e: ProblemError) => e.status === 502 && /RBAC role does not allow get on deployments\/scale/.test(e.message) && !/system:serviceaccount/.test(e.message));
+    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('User "system:serviceaccount:p:proxy" cannot update resource "deployments/scale"')]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7),
+      (e: ProblemError) => e.status === 502 && /RBAC role does not allow update on deployments\/scale/.test(e.message) && !/system:serviceaccount/.test(e.message));
     assert.equal(a.seen.invalidated, 1);
   });
 
   it('undecidable (the review itself fails): 502, the safe side for a client that retries', async () => {
-    await assert.rejects(new KubeReplicaService(scriptedClient([scale(1, '10'), forbidden('x')]), cacheOf(dep(1, '10')), { ...noSleep, access: access(new Error('down')) }).set('ns', 'web', 7),
+    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('x')]), cacheOf(dep(1, '10')), { ...noSleep, access: access(new Error('down')) }).set('ns', 'web', 7),
       (e: ProblemError) => e.status === 502 && /HTTP 403 Forbidden/.test(e.message));
   });
 
@@ -325,7 +333,7 @@ describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
 
   it('422 from the API server: its message and field causes reach the client', async () => {
     const invalid = () => { throw new KubeStatusError(422, 'Invalid', 'x', { message: 'Scale.autoscaling "web" is invalid', causes: [{ field: 'spec.replicas', message: 'must be <= 5' }] }); };
-    await assert.rejects(new KubeReplicaService(scriptedClient([scale(1, '10'), invalid]), cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 7),
+    await assert.rejects(new KubeReplicaService(scriptedClient([invalid]), cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 7),
       (e: ProblemError) => e.status === 422 && e.message === 'the API server refused the change to deployment "web" in namespace "ns": Scale.autoscaling "web" is invalid (spec.replicas: must be <= 5)');
   });
 });
