@@ -125,14 +125,18 @@ export function cpuMs(pids?: number[]): number {
   return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
 }
 
-/** Sends one request every `intervalMs` (never two at once) until `signal` aborts; resolves with the sorted latencies, milliseconds. */
-export async function probe(t: LoadTarget, intervalMs: number, signal: AbortSignal): Promise<number[]> {
-  const latencies: number[] = [];
-  while (!signal.aborted) {
-    latencies.push(await once(t));
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  return latencies.sort((a, b) => a - b);
+/**
+ * GETs plain-HTTP `url` every `intervalMs` (never two at once) for `durationMs`, from a
+ * process of its own (bench/probe.mjs) so that this process's load generation cannot
+ * delay the probes; resolves with the sorted latencies, milliseconds.
+ */
+export function probe(url: string, intervalMs: number, durationMs: number): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'probe.mjs'), url, String(intervalMs), String(durationMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => { out += c; });
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as number[]) : reject(new Error(`probe exited with ${code}`))));
+  });
 }
 
 /** A variant of a case: a name and how to run one round of it. */
