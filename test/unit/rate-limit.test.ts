@@ -4,14 +4,14 @@ import { pino } from 'pino';
 import { buildServer } from '../../src/server.js';
 import type { CachedDeployment } from '../../src/kube/deployments.js';
 import type { RateLimits } from '../../src/http/rate-limit.js';
-import { ALLOW_ALL } from '../../src/authz/authorizer.js';
+import { OPEN_ACCESS } from '../helpers/open-access.js';
 
 function app(rateLimits: RateLimits) {
   return buildServer({
     deployments: { get: () => undefined, list: () => [] as CachedDeployment[], hasSynced: () => true },
     replicas: { get: (namespace, deployment) => ({ namespace, deployment, replicas: 1 }), set: async (namespace, deployment, replicas) => ({ namespace, deployment, replicas, previousReplicas: 1 }) },
     apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) }, logger: pino({ level: 'silent' }),
-    authorizer: ALLOW_ALL, audit: { write: () => undefined, close: async () => undefined },
+    ...OPEN_ACCESS,
   }, { rateLimits });
 }
 const put = { method: 'PUT' as const, url: '/deployments/ns/web/replicas', payload: { replicas: 1 } };

@@ -15,7 +15,7 @@ import type { CachedDeployment } from '../../src/kube/deployments.js';
 import type { ReplicaService } from '../../src/kube/replicas.js';
 import { ProblemError } from '../../src/errors.js';
 import { sleep, waitFor } from '../helpers/wait.js';
-import { ALLOW_ALL } from '../../src/authz/authorizer.js';
+import { OPEN_ACCESS } from '../helpers/open-access.js';
 
 type Line = Record<string, unknown> & { level: number; msg: string };
 const LEVEL = { debug: 20, info: 30, warn: 40, error: 50 } as const;
@@ -58,7 +58,7 @@ describe('request log: exactly one line per request', () => {
   async function start(set: ReplicaService['set'], health: () => Promise<{ ok: true } | { ok: false; message: string; cause?: string }> = async () => ({ ok: true })) {
     const { logger, lines } = capture();
     const replicas: ReplicaService = { get: (namespace, deployment) => ({ namespace, deployment, replicas: 2 }), set };
-    app = buildServer({ deployments: cache, replicas, logger, apiHealth: health, readiness: { check: () => ({ ready: true }) }, authorizer: ALLOW_ALL, audit: { write: () => undefined, close: async () => undefined } });
+    app = buildServer({ deployments: cache, replicas, logger, apiHealth: health, readiness: { check: () => ({ ready: true }) }, ...OPEN_ACCESS });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const port = (app.server.address() as net.AddressInfo).port;
     const requests = (path: string) => lines.filter((l) => l.msg === 'request' && l.path === path);

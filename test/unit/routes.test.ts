@@ -8,7 +8,7 @@ import type { CachedDeployment } from '../../src/kube/deployments.js';
 import type { ReplicaService } from '../../src/kube/replicas.js';
 import type { Readiness } from '../../src/routes/health.js';
 import { ProblemError, notFound } from '../../src/errors.js';
-import { ALLOW_ALL } from '../../src/authz/authorizer.js';
+import { OPEN_ACCESS } from '../helpers/open-access.js';
 
 const d = (namespace: string, name: string, replicas = 1): CachedDeployment => ({ metadata: { name, namespace }, spec: { replicas } } as CachedDeployment);
 
@@ -46,7 +46,7 @@ function app(opts: { items?: CachedDeployment[]; synced?: boolean; set?: Replica
     deployments: cache, replicas, logger: pino({ level: 'silent' }),
     apiHealth: async () => (opts.health === false ? { ok: false, message: 'API server unreachable (ECONNREFUSED)' } : { ok: true }),
     readiness: opts.ready ?? { check: () => ({ ready: true }) },
-    authorizer: ALLOW_ALL, audit: { write: () => undefined, close: async () => undefined },
+    ...OPEN_ACCESS,
   });
   return Object.assign(server, { calls });
 }
