@@ -70,7 +70,7 @@ lint: install ## ESLint, and lint the Dockerfile.
 ##@ Control plane (real etcd + kube-apiserver on loopback)
 
 .PHONY: control-plane
-control-plane: ## Build (or reuse from ~/.cache/k8s-api-proxy) etcd, kube-apiserver, kubectl, helm, kube-score; fetch the Gateway API CRDs.
+control-plane: ## Build (or reuse from ~/.cache/k8s-api-proxy) etcd, kube-apiserver, kubectl, helm, kube-score, promlint; fetch the Gateway API CRDs.
 	hack/control-plane/build.sh
 
 .PHONY: cluster-up
