@@ -19,11 +19,11 @@ export async function generateOpenApi(): Promise<string> {
   const deployments = { get: () => undefined, list: () => [], hasSynced: () => true, subscribe: () => () => undefined, resourceVersion: () => '' };
   const app = buildServer({
     authorizer: ALLOW_ALL, audit: { write: () => undefined, close: async () => undefined },
-    deployments,
+    lists: { hasSynced: () => true, namespaces: () => [], list: async () => ({ body: Buffer.from('[]'), etag: '"e"', resourceVersion: '1', items: 0 }) },
     // The extensions, so that their routes and parameters are in the document.
     scale: { deployments, autoscalers: { get: () => undefined, list: () => [], hasSynced: () => true }, guardrails: new GuardrailPolicy(0) },
     watch: { stream: new ChangeStream(deployments), deployments },
-    replicas: { get: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
+    replicas: { get: () => { throw new Error('unused'); }, read: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
     apiHealth: async () => ({ ok: true }),
     readiness: { check: () => ({ ready: true }) },
     logger: pino({ level: 'silent' }),

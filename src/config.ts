@@ -53,6 +53,8 @@ export interface Config {
   auditLogMaxBackups: number;
   /** `--max-replicas`: a PUT above it is 422; 0 = no cap. */
   maxReplicas: number;
+  /** Bound on waiting for the cache to reach a read's `minResourceVersion` before reading through, milliseconds. */
+  consistencyWaitMs: number;
 }
 
 /** `--authorization` values. */
@@ -91,6 +93,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'rate-limit-write-burst', env: 'K8S_API_PROXY_RATE_LIMIT_WRITE_BURST', value: 'N', default: '20', help: 'writes a client may send at once' },
   { flag: 'shutdown-delay-seconds', env: 'K8S_API_PROXY_SHUTDOWN_DELAY_SECONDS', value: 'N', default: '0', help: 'after SIGTERM, fail /readyz for N seconds before closing listeners (lets endpoints drop the pod)' },
   { flag: 'max-replicas', env: 'K8S_API_PROXY_MAX_REPLICAS', value: 'N', default: '1000', help: 'refuse (422) a PUT of more than N replicas, whatever the Deployment\'s annotations say; 0 = no cap' },
+  { flag: 'consistency-wait-ms', env: 'K8S_API_PROXY_CONSISTENCY_WAIT_MS', value: 'N', default: '1000', help: 'a read with minResourceVersion newer than the cache waits up to N ms for the watch, then reads through from the API server' },
   { flag: 'shutdown-timeout-seconds', env: 'K8S_API_PROXY_SHUTDOWN_TIMEOUT_SECONDS', value: 'N', default: '20', help: 'bound on waiting for in-flight requests after SIGTERM' },
   { flag: 'metrics', env: 'K8S_API_PROXY_METRICS', value: 'BOOL', default: 'true', help: 'record Prometheus metrics and serve them at /metrics on --health-listen; false turns both off' },
   { flag: 'authorization', env: 'K8S_API_PROXY_AUTHORIZATION', value: 'MODE', default: 'rbac', help: 'rbac: each request is authorized by a SubjectAccessReview for the client\'s user and groups; none: every authenticated client may do everything (logs a warning)' },
@@ -163,6 +166,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
   const requestTimeoutSeconds = parseSeconds('--request-timeout-seconds', get('request-timeout-seconds')!, errors);
   const metricsValue = get('metrics')!;
   if (metricsValue !== 'true' && metricsValue !== 'false') errors.push(`--metrics: "${metricsValue}" is not true or false`);
+  const consistencyWaitMs = parseCount('--consistency-wait-ms', get('consistency-wait-ms')!, 0, 60_000, errors);
   if (requestTimeoutSeconds === 0 && errors.every((e) => !e.startsWith('--request-timeout-seconds'))) errors.push('--request-timeout-seconds: must be above 0');
   const tlsHandshakeTimeoutSeconds = parseSeconds('--tls-handshake-timeout-seconds', get('tls-handshake-timeout-seconds')!, errors);
   if (tlsHandshakeTimeoutSeconds === 0 && errors.every((e) => !e.startsWith('--tls-handshake-timeout-seconds'))) errors.push('--tls-handshake-timeout-seconds: must be above 0');
@@ -209,7 +213,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, 
     config: {
       kubeconfig, context, serviceAccountDir, kube, listen, healthListen, tlsCertFile, tlsKeyFile, clientCaFile,
       tlsCert, tlsKey, clientCa, logLevel, shutdownTimeoutSeconds, shutdownDelaySeconds, requestTimeoutSeconds,
-      tlsHandshakeTimeoutSeconds, maxConnections, maxConnectionsPerIp, maxConnectionAgeSeconds, rateLimits,
+      tlsHandshakeTimeoutSeconds, maxConnections, maxConnectionsPerIp, maxConnectionAgeSeconds, rateLimits, consistencyWaitMs,
       metrics: metricsValue === 'true',
       authorization, authorizationCacheAllowedTtlMs, authorizationCacheDeniedTtlMs, auditLogPath, auditLogMaxSizeMb, auditLogMaxBackups,
       maxReplicas,

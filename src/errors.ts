@@ -31,6 +31,7 @@ export type ProblemReason =
   | 'RequestTimeout'
   | 'Conflict'
   | 'ManagedByAutoscaler'
+  | 'Expired'
   | 'PayloadTooLarge'
   | 'UnsupportedMediaType'
   | 'ExpectationFailed'
@@ -51,6 +52,7 @@ const TITLES: Record<ProblemReason, string> = {
   RequestTimeout: 'Request Timeout',
   Conflict: 'Conflict',
   ManagedByAutoscaler: 'Conflict',
+  Expired: 'Gone',
   PayloadTooLarge: 'Content Too Large',
   UnsupportedMediaType: 'Unsupported Media Type',
   ExpectationFailed: 'Expectation Failed',

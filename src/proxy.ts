@@ -8,6 +8,8 @@ import { DEPLOYMENTS } from './kube/deployments.js';
 import { HORIZONTAL_POD_AUTOSCALERS } from './kube/hpa.js';
 import { GuardrailPolicy } from './kube/guardrails.js';
 import { ChangeStream } from './kube/change-stream.js';
+import { CachedDeploymentLists } from './views/deployment-lists.js';
+import { deploymentReadThrough } from './kube/read-through.js';
 import { KubeReplicaService } from './kube/replicas.js';
 import { AccessCheck, apiServerReadyz, cachedApiHealth, proxyHealth, type AccessResult } from './kube/api-health.js';
 import type { Readiness } from './routes/health.js';
@@ -94,11 +96,12 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const access = new AccessCheck(client, { logger });
   let shuttingDown = false;
   const readiness = cacheReadiness([deployments, autoscalers], () => shuttingDown, undefined, access);
-  const replicas = new KubeReplicaService(client, deployments, { logger, access, recorder: metrics.writes });
+  const replicas = new KubeReplicaService(client, deployments, { logger, access, recorder: metrics.writes, consistencyWaitMs: config.consistencyWaitMs });
   const changes = new ChangeStream({
     get: (ns, name) => deployments.get(ns, name), list: (ns) => deployments.list(ns), hasSynced: () => deployments.hasSynced(),
     subscribe: (l) => deployments.subscribe(l), resourceVersion: () => deployments.status().resourceVersion,
   }, undefined, (watchers, ms, cpuMs) => logger.debug({ watchers, fanoutMs: Math.round(ms * 10) / 10, fanoutCpuMs: Math.round(cpuMs * 10) / 10 }, 'change sent to watchers'));
+  const lists = new CachedDeploymentLists(deployments, deploymentReadThrough(client), { consistencyWaitMs: config.consistencyWaitMs, logger });
   const tls = serverTlsOptions(config.tlsCert, config.tlsKey, config.clientCa);
   const trust = new TrustedCas(config.clientCa);
   const refusals = new RefusalLog(logger, { onRefusal: (r) => recordRefusal(metrics.tls, r.code, r.reason) });
@@ -110,7 +113,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
     onError: (err) => logger.error({ err, path: config.auditLogPath }, 'audit log file failed; audit events now go to stdout'),
   });
   const api = buildServer({
-    deployments, replicas, apiHealth, readiness, logger, recorders: metrics, authorizer, audit,
+    lists, replicas, apiHealth, readiness, logger, recorders: metrics, authorizer, audit,
     scale: { deployments, autoscalers, guardrails: new GuardrailPolicy(config.maxReplicas, logger), logger },
     watch: { stream: changes, deployments },
   }, {

@@ -5,8 +5,7 @@ import { ProblemError, sendProblem } from './errors.js';
 import { KnownPaths, answerUnrouted } from './routes/unrouted.js';
 import { deploymentRoutes } from './routes/deployments.js';
 import { healthRoutes, type Readiness } from './routes/health.js';
-import type { CacheReader } from './kube/object-store.js';
-import type { CachedDeployment } from './kube/deployments.js';
+import type { DeploymentLists } from './views/deployment-lists.js';
 import type { ReplicaService } from './kube/replicas.js';
 import type { ApiHealthCheck } from './kube/api-health.js';
 import type { ClientIdentity } from './auth/client-identity.js';
@@ -35,7 +34,7 @@ export { BODY_LIMIT_BYTES } from './http/error-mapping.js';
 
 /** What the HTTP layer depends on; everything is injected so tests can drive it. */
 export interface ServerDeps {
-  deployments: CacheReader<CachedDeployment>;
+  lists: DeploymentLists;
   replicas: ReplicaService;
   apiHealth: ApiHealthCheck;
   readiness: Readiness;
@@ -154,7 +153,7 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
   decorate(app, known, malformed);
   registerOpenApi(app, known);
   app.register(healthRoutes, { apiHealth: deps.apiHealth, readiness: deps.readiness, known });
-  app.register(deploymentRoutes, { deployments: deps.deployments, replicas: deps.replicas, authorizer: deps.authorizer, audit: deps.audit, known, scale: deps.scale, watch: deps.watch });
+  app.register(deploymentRoutes, { lists: deps.lists, replicas: deps.replicas, authorizer: deps.authorizer, audit: deps.audit, known, scale: deps.scale, watch: deps.watch });
   return app;
 }
 

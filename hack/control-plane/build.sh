@@ -61,9 +61,18 @@ build() { # build NAME VERSION MODULE_DIR PACKAGE LDFLAGS
 
 MINOR="$(echo "$KUBE_VERSION" | cut -d. -f2)"
 KUBE_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$MINOR -X k8s.io/component-base/version.gitTreeState=clean"
-build etcd "$ETCD_VERSION" "$HERE/etcd" go.etcd.io/etcd/server/v3 "-s -w"
-build kube-apiserver "$KUBE_VERSION" "$HERE/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$KUBE_LDFLAGS"
-build kubectl "$KUBE_VERSION" "$HERE/kube-apiserver" k8s.io/kubernetes/cmd/kubectl "$KUBE_LDFLAGS"
+# Independent modules build side by side when there is more than one core (BUILD_JOBS=1
+# to serialize); kubectl follows kube-apiserver in one job, since they share most packages
+# and the second build reuses the first's cache rather than compiling them twice at once.
+pids=()
+spawn() { if [ "${BUILD_JOBS:-$(nproc 2>/dev/null || echo 1)}" -gt 1 ]; then "$@" & pids+=($!); else "$@"; fi; }
+kube() {
+  build kube-apiserver "$KUBE_VERSION" "$HERE/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$KUBE_LDFLAGS"
+  build kubectl "$KUBE_VERSION" "$HERE/kube-apiserver" k8s.io/kubernetes/cmd/kubectl "$KUBE_LDFLAGS"
+}
+spawn kube
+spawn build etcd "$ETCD_VERSION" "$HERE/etcd" go.etcd.io/etcd/server/v3 "-s -w"
+for pid in ${pids[@]+"${pids[@]}"}; do wait "$pid"; done
 HELM_LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
   HELM_LDFLAGS="$HELM_LDFLAGS -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$HELM_KUBE_MINOR"

@@ -86,7 +86,7 @@ free_port() {
 
 ensure_binaries() {
   if [ ! -x "$ETCD" ] || [ ! -x "$KUBE_APISERVER" ] || [ ! -x "$KUBECTL" ]; then
-    "$HERE/build.sh" >&2
+    "$HERE/build.sh" etcd kube-apiserver kubectl >&2
   fi
 }
 

@@ -13,7 +13,7 @@ import type { Impersonation } from './kubeconfig.js';
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 const USER_AGENT = `k8s-api-proxy/${VERSION}`;
 /** Upper bound on a response body we buffer (a list page of 500 Deployments fits well). */
-const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
 /** One `Status.details.causes` entry: which field was wrong and why (e.g. `spec.replicas`). */
 export interface StatusCause {
@@ -47,6 +47,17 @@ export class KubeUnreachableError extends Error {
   constructor(message: string, cause?: unknown) {
     super(message, { cause });
     this.name = 'KubeUnreachableError';
+  }
+}
+
+/** The answer was larger than the transport buffers ({@link MAX_RESPONSE_BYTES}); a list caller can ask for smaller pages. */
+export class KubeResponseTooLargeError extends Error {
+  /** The bound that was exceeded, bytes. */
+  readonly maxBytes: number;
+  constructor(message: string, maxBytes: number) {
+    super(message);
+    this.name = 'KubeResponseTooLargeError';
+    this.maxBytes = maxBytes;
   }
 }
 
@@ -203,7 +214,7 @@ export class KubeClient {
         let size = 0;
         res.on('data', (c: Buffer) => {
           if (size + c.length > o.maxBytes) {
-            if (o.overflow === 'fail') return void req.destroy(new Error(`response to ${what} exceeds ${o.maxBytes} bytes`));
+            if (o.overflow === 'fail') return void req.destroy(new KubeResponseTooLargeError(`response to ${what} exceeds ${o.maxBytes} bytes`, o.maxBytes));
             c = c.subarray(0, Math.max(0, o.maxBytes - size));
           }
           size += c.length;
@@ -335,7 +346,7 @@ function statusError(code: number, text: string, what: string): KubeStatusError 
 }
 
 function translateError(err: Error, timeout: AbortSignal | undefined, what: string, timeoutMs: number): Error {
-  if (err instanceof KubeStatusError) return err;
+  if (err instanceof KubeStatusError || err instanceof KubeResponseTooLargeError) return err;
   if (timeout?.aborted) return new KubeTimeoutError(`${what}: no answer within ${timeoutMs} ms`);
   if (err.name === 'AbortError') return err;
   const code = (err as NodeJS.ErrnoException).code;

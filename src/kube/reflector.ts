@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
-import { KubeStatusError, type KubeClient, type WatchEvent } from './kube-client.js';
-import { ObjectStore, type CacheReader, type CachedObject } from './object-store.js';
+import { KubeResponseTooLargeError, KubeStatusError, type KubeClient, type WatchEvent } from './kube-client.js';
+import { ObjectStore, type CacheReader, type CachedObject, type NameIndex } from './object-store.js';
+import { rvAtLeast } from './resource-version.js';
 import { NOOP_REFLECTOR_RECORDER, type ReflectorRecorder } from './kube-metrics.js';
 
 /**
@@ -83,6 +84,19 @@ export interface ReflectorStatus {
   /** Failed attempts in a row (drives the backoff). */
   failures: number;
   relists: number;
+  /** Page size (`limit`) of the last list request; below the configured one after an oversized page. */
+  pageSize: number;
+}
+
+/** What a consistent read needs from a cache: its resourceVersion, and a way to wait for a newer one. */
+export interface ResourceVersionSource {
+  /** The resourceVersion the cache reflects ('' before the first list). */
+  resourceVersion(): string;
+  /**
+   * Resolves true once the cache reflects `resourceVersion` or newer, false after
+   * `timeoutMs` (milliseconds) or when `signal` aborts.
+   */
+  waitForResourceVersion(resourceVersion: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
 }
 
 const realClock: ReflectorClock = {
@@ -105,6 +119,55 @@ export function backoffDelayMs(policy: BackoffPolicy, failures: number, random: 
 
 class GoneError extends Error {}
 
+/** Options of {@link listAll}. */
+export interface ListAllOptions {
+  /** Objects per page (`limit`). */
+  pageSize: number;
+  /** Bound on each page request, milliseconds. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Extra query parameters, e.g. a `fieldSelector`. */
+  query?: Record<string, string>;
+  logger?: Logger;
+  /** Told the `limit` of every page request. */
+  onPageSize?: (pageSize: number) => void;
+  /** Told of every page received. */
+  onPage?: () => void;
+}
+
+/**
+ * A paginated list (`limit`/`continue`) of `path`, every item shaped by `spec.transform`.
+ * A page over the transport's response bound would fail the same way on every retry, so
+ * that page is asked for again in halves (its continue token stays valid; kube-apiserver
+ * allows a different limit per page) rather than failing the whole list.
+ * @throws KubeStatusError (410 when a continue token expired), KubeTimeoutError, KubeUnreachableError.
+ */
+export async function listAll<T>(client: KubeClient, spec: { name: string; path: string; transform: (raw: Record<string, unknown>) => T }, o: ListAllOptions): Promise<{ items: T[]; resourceVersion: string }> {
+  const items: T[] = [];
+  let cont = '';
+  let limit = o.pageSize;
+  for (;;) {
+    const q = new URLSearchParams({ ...o.query, limit: String(limit) });
+    if (cont) q.set('continue', cont);
+    o.onPageSize?.(limit);
+    let page: ListPage;
+    try {
+      page = await client.request<ListPage>('GET', `${spec.path}?${q}`, { timeoutMs: o.timeoutMs, signal: o.signal });
+    } catch (err) {
+      if (err instanceof KubeResponseTooLargeError && limit > 1) {
+        limit = Math.max(1, Math.floor(limit / 2));
+        o.logger?.warn({ resource: spec.name, maxBytes: err.maxBytes, pageSize: limit }, 'list page too large; asking for it again with a smaller page size');
+        continue;
+      }
+      throw err;
+    }
+    o.onPage?.();
+    for (const raw of page.items ?? []) items.push(spec.transform(raw));
+    cont = page.metadata?.continue ?? '';
+    if (!cont) return { items, resourceVersion: page.metadata?.resourceVersion ?? '' };
+  }
+}
+
 interface ListPage {
   metadata?: { resourceVersion?: string; continue?: string };
   items?: Record<string, unknown>[];
@@ -120,7 +183,7 @@ interface ListPage {
  * This replaces client-node's `ListWatch` (still so in 2.0.1), which stops for good on
  * most errors and can stall on a half-open connection (see test/unit/client-node-gaps.test.ts).
  */
-export class Reflector<T extends CachedObject> implements CacheReader<T> {
+export class Reflector<T extends CachedObject> implements CacheReader<T>, ResourceVersionSource {
   private readonly store = new ObjectStore<T>();
   private readonly opts: Required<Omit<ReflectorOptions, 'logger'>> & { logger?: Logger };
   private readonly abort = new AbortController();
@@ -134,6 +197,8 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
   private failures = 0;
   private relists = 0;
   private readonly listeners = new Set<(change: CacheChange<T>) => void>();
+  private lastPageSize: number;
+  private readonly waiters = new Set<{ rv: string; done: (ok: boolean) => void }>();
   private resolveSynced!: () => void;
   /** Resolves once the first list is stored. */
   readonly whenSynced: Promise<void> = new Promise((r) => { this.resolveSynced = r; });
@@ -149,6 +214,38 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
       recorder: options.recorder ?? NOOP_REFLECTOR_RECORDER,
       logger: options.logger,
     };
+    this.lastPageSize = this.opts.pageSize;
+  }
+
+  /** The sorted name index of the cached objects, for list views. */
+  get index(): NameIndex {
+    return this.store;
+  }
+
+  resourceVersion(): string {
+    return this.synced ? this.rv : '';
+  }
+
+  waitForResourceVersion(resourceVersion: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.synced && rvAtLeast(this.rv, resourceVersion)) return Promise.resolve(true);
+    if (timeoutMs <= 0 || signal?.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const waiter = { rv: resourceVersion, done: (ok: boolean) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.waiters.delete(waiter);
+        resolve(ok);
+      } };
+      const onAbort = (): void => waiter.done(false);
+      const timer = setTimeout(onAbort, timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.add(waiter);
+    });
+  }
+
+  private wakeWaiters(): void {
+    if (this.waiters.size === 0 || !this.synced) return;
+    for (const w of [...this.waiters]) if (rvAtLeast(this.rv, w.rv)) w.done(true);
   }
 
   get(namespace: string, name: string): T | undefined {
@@ -167,7 +264,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
     return {
       resource: this.spec.name, synced: this.synced, watching: this.watching, resourceVersion: this.rv,
       objects: this.store.size, lastContactMs: this.lastContactMs, lastError: this.lastError, lastErrorStatus: this.lastErrorStatus,
-      failures: this.failures, relists: this.relists,
+      failures: this.failures, relists: this.relists, pageSize: this.lastPageSize,
     };
   }
 
@@ -242,18 +339,11 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
   }
 
   private async relist(signal: AbortSignal): Promise<void> {
-    const items: T[] = [];
-    let cont = '';
-    let rv: string;
-    do {
-      const q = new URLSearchParams({ limit: String(this.opts.pageSize) });
-      if (cont) q.set('continue', cont);
-      const page = await this.client.request<ListPage>('GET', `${this.spec.path}?${q}`, { timeoutMs: this.opts.requestTimeoutMs, signal });
-      this.opts.recorder.listPage(this.spec.name);
-      for (const raw of page.items ?? []) items.push(this.spec.transform(raw));
-      cont = page.metadata?.continue ?? '';
-      rv = page.metadata?.resourceVersion ?? '';
-    } while (cont);
+    const { items, resourceVersion: rv } = await listAll(this.client, this.spec, {
+      pageSize: this.opts.pageSize, timeoutMs: this.opts.requestTimeoutMs, signal, logger: this.opts.logger,
+      onPageSize: (n) => { this.lastPageSize = n; },
+      onPage: () => this.opts.recorder.listPage(this.spec.name),
+    });
     const before = this.listeners.size > 0 ? this.store.list() : undefined;
     this.store.replace(items);
     this.rv = rv;
@@ -267,6 +357,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
       this.synced = true;
       this.resolveSynced();
     }
+    this.wakeWaiters();
   }
 
   private emitRelistDiff(before: T[], rv: string): void {
@@ -329,5 +420,6 @@ export class Reflector<T extends CachedObject> implements CacheReader<T> {
     const rv = obj.metadata?.resourceVersion;
     if (rv) this.rv = rv;
     if (change) this.emit(change);
+    if (rv) this.wakeWaiters();
   }
 }

@@ -1,10 +1,14 @@
 import { KubeStatusError, KubeTimeoutError, KubeUnreachableError, type KubeClient } from './kube-client.js';
 import type { CacheReader } from './object-store.js';
-import { specReplicas, type CachedDeployment } from './deployments.js';
+import { projectDeployment, specReplicas, type CachedDeployment } from './deployments.js';
+import { listAll, type ResourceVersionSource } from './reflector.js';
 import { ProblemError, conflict, notFound, unavailable } from '../errors.js';
 import type { AccessCheck } from './api-health.js';
 import type { Logger } from 'pino';
 import { NOOP_WRITE_RECORDER, writeOutcomeOf, type WriteRecorder } from './kube-metrics.js';
+import { rvAtLeast } from './resource-version.js';
+
+export { rvAtLeast };
 
 /** The RFD's replicas shape: `{"deployment":"foo","namespace":"default","replicas":3}`. */
 export interface ReplicasView {
@@ -13,18 +17,45 @@ export interface ReplicasView {
   replicas: number;
 }
 
-/** A committed write: the value set, and `previousReplicas`, what the API server held just before (for the audit trail). */
-export type ScaleResult = ReplicasView & { previousReplicas: number };
+/** A replicas answer and the versions it reflects. */
+export interface ReplicasAnswer {
+  view: ReplicasView;
+  /** Quoted entity tag: the Deployment's resourceVersion the value comes from. */
+  etag: string;
+  /** The resourceVersion of the state this answer reflects (a client passes it as `minResourceVersion` to another replica). */
+  resourceVersion: string;
+}
+
+/** Options of {@link ReplicaService.read}. */
+export interface ReadOptions {
+  /** Answer from a state at least this new (read-your-writes across replicas). */
+  minResourceVersion?: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * A committed write: the answer, and `previousReplicas`, the value just before it (for the
+ * audit trail's `replicas-before`): as this proxy knew it when the write went out (its
+ * cache with its own committed writes), or as read from the API server when the write
+ * had to read first; absent when neither knew it (a Deployment not yet in the cache).
+ */
+export type ScaleAnswer = ReplicasAnswer & { previousReplicas?: number };
 
 /** What the routes need: reads from the cache, writes to the API server. */
 export interface ReplicaService {
-  /** @throws ProblemError 503 (cache not synced) or 404. */
-  get(namespace: string, name: string): ReplicasView;
+  /** From the cache (and this proxy's own recent writes). @throws ProblemError 503 (cache not synced) or 404. */
+  get(namespace: string, name: string): ReplicasAnswer;
+  /**
+   * Like {@link get}, but at least as new as `minResourceVersion`: waits (bounded) for the
+   * cache to catch up, else reads through from the API server.
+   * @throws ProblemError 503 (cache not synced), 404, and 502/503/504 when a read-through fails.
+   */
+  read(namespace: string, name: string, options?: ReadOptions): Promise<ReplicasAnswer>;
   /**
    * Sets spec.replicas. `signal` aborts when the client has gone: no further attempt starts.
-   * @throws ProblemError 404, 409 (retries exhausted), 422, 429 (too many writes to it in line), 502, 503, 504.
+   * @throws ProblemError 404, 409 (the Deployment was recreated, or retries exhausted), 422, 429 (too many writes to it in line), 502, 503, 504.
    */
-  set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ScaleResult>;
+  set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ScaleAnswer>;
 }
 
 /**
@@ -57,7 +88,7 @@ export const FIELD_MANAGER = 'k8s-api-proxy';
 interface Scale {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; namespace: string; resourceVersion: string; uid?: string };
+  metadata: { name: string; namespace: string; resourceVersion?: string; uid?: string };
   spec?: { replicas?: number };
 }
 
@@ -91,6 +122,11 @@ export class WriteOverlay {
     return entry.replicas;
   }
 
+  /** The pending write to `namespace/name` (the cache had not caught up with it when last resolved). */
+  peek(namespace: string, name: string): { replicas: number; resourceVersion: string } | undefined {
+    return this.entries.get(`${namespace}/${name}`);
+  }
+
   forget(namespace: string, name: string): void {
     this.entries.delete(`${namespace}/${name}`);
   }
@@ -98,13 +134,6 @@ export class WriteOverlay {
   get size(): number {
     return this.entries.size;
   }
-}
-
-/** True when resourceVersion `a` is the same as or newer than `b`. */
-export function rvAtLeast(a: string, b: string): boolean {
-  if (a === b) return true;
-  if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) >= BigInt(b);
-  return false;
 }
 
 /** Injectable retry policy, logger, clock and sleep for {@link KubeReplicaService}. */
@@ -123,13 +152,17 @@ export interface ReplicaServiceOptions {
   access?: Pick<AccessCheck, 'allowed' | 'invalidate' | 'last'>;
   /** Receives conflict retries and write outcomes (metrics). */
   recorder?: WriteRecorder;
+  /** How long a read with `minResourceVersion` waits for the cache before reading through, milliseconds (default 1000). */
+  consistencyWaitMs?: number;
 }
 
+/** `--consistency-wait-ms`'s default. */
+export const DEFAULT_CONSISTENCY_WAIT_MS = 1_000;
+
 /**
- * Reads replicas from the Deployment cache, writes them through the `deployments/scale`
- * subresource (the proxy's only write permission) with the resourceVersion it read as
- * precondition, and retries on 409 Conflict with a fresh read from the API server
- * (never the cache, or the conflicts would repeat).
+ * Reads replicas from the Deployment cache; writes them through the `deployments/scale`
+ * subresource (the proxy's only write permission) in one call per write, with the
+ * cached uid as precondition (see {@link KubeReplicaService.setWithRetry}).
  */
 export class KubeReplicaService implements ReplicaService {
   private readonly retry: ConflictRetry;
@@ -146,7 +179,12 @@ export class KubeReplicaService implements ReplicaService {
   /** Conflicts seen (and retried) since start; exposed for tests and logs. */
   conflicts = 0;
 
-  constructor(private readonly client: KubeClient, private readonly cache: CacheReader<CachedDeployment>, options: ReplicaServiceOptions = {}) {
+  private readonly consistencyWaitMs: number;
+  /** Reads that went to the API server because the cache stayed behind; for tests and logs. */
+  readThroughs = 0;
+
+  constructor(private readonly client: KubeClient, private readonly cache: CacheReader<CachedDeployment> & Partial<ResourceVersionSource>, options: ReplicaServiceOptions = {}) {
+    this.consistencyWaitMs = options.consistencyWaitMs ?? DEFAULT_CONSISTENCY_WAIT_MS;
     this.retry = options.retry ?? DEFAULT_CONFLICT_RETRY;
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = options.random ?? Math.random;
@@ -157,17 +195,52 @@ export class KubeReplicaService implements ReplicaService {
     this.recorder = options.recorder ?? NOOP_WRITE_RECORDER;
   }
 
-  get(namespace: string, name: string): ReplicasView {
+  get(namespace: string, name: string): ReplicasAnswer {
     if (!this.cache.hasSynced()) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
     const d = this.cache.get(namespace, name);
     if (!d) {
       this.overlay.forget(namespace, name);
       throw notFound(`deployment "${name}" not found in namespace "${namespace}"`);
     }
-    return { deployment: name, namespace, replicas: this.overlay.resolve(namespace, name, d) };
+    const replicas = this.overlay.resolve(namespace, name, d);
+    const own = this.overlay.peek(namespace, name);
+    return {
+      view: { deployment: name, namespace, replicas },
+      etag: `"${own?.resourceVersion ?? d.metadata.resourceVersion ?? ''}"`,
+      resourceVersion: own?.resourceVersion ?? this.cache.resourceVersion?.() ?? d.metadata.resourceVersion ?? '',
+    };
   }
 
-  async set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ScaleResult> {
+  async read(namespace: string, name: string, options: ReadOptions = {}): Promise<ReplicasAnswer> {
+    const min = options.minResourceVersion;
+    if (min === undefined || !this.cache.hasSynced() || !this.cache.resourceVersion || !this.cache.waitForResourceVersion) return this.get(namespace, name);
+    if (rvAtLeast(this.cache.resourceVersion(), min)) return this.get(namespace, name);
+    // This proxy's own write at or after `min` already is that state of the object.
+    const own = this.overlay.peek(namespace, name);
+    if (own && rvAtLeast(own.resourceVersion, min) && this.cache.get(namespace, name)) return this.get(namespace, name);
+    if (await this.cache.waitForResourceVersion(min, this.consistencyWaitMs, options.signal)) return this.get(namespace, name);
+    return this.readThrough(namespace, name, min, options.signal);
+  }
+
+  /** A consistent (quorum) read from the API server: a list narrowed to one name, whose resourceVersion is the state read. */
+  private async readThrough(namespace: string, name: string, min: string, signal?: AbortSignal): Promise<ReplicasAnswer> {
+    this.readThroughs++;
+    this.logger?.info({ namespace, deployment: name, minResourceVersion: min, cached: this.cache.resourceVersion?.(), waitedMs: this.consistencyWaitMs }, 'cache behind minResourceVersion; reading through');
+    const what = `deployment "${name}" in namespace "${namespace}"`;
+    let found: { items: CachedDeployment[]; resourceVersion: string };
+    try {
+      found = await listAll(this.client, { name: 'deployments', path: `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments`, transform: projectDeployment }, {
+        pageSize: 1, timeoutMs: WRITE_CALL_TIMEOUT_MS, signal, query: { fieldSelector: `metadata.name=${name}` },
+      });
+    } catch (err) {
+      throw toProblem(err, what);
+    }
+    const d = found.items[0];
+    if (!d) throw notFound(`${what} not found`);
+    return { view: { deployment: name, namespace, replicas: specReplicas(d) }, etag: `"${d.metadata.resourceVersion ?? ''}"`, resourceVersion: found.resourceVersion };
+  }
+
+  async set(namespace: string, name: string, replicas: number, signal?: AbortSignal): Promise<ScaleAnswer> {
     const key = `${namespace}/${name}`;
     const inLine = this.queued.get(key) ?? 0;
     if (inLine >= this.maxQueued) {
@@ -195,54 +268,75 @@ export class KubeReplicaService implements ReplicaService {
   }
 
   /**
-   * GET the scale, then PUT it with two preconditions: the resourceVersion just read, and
-   * the uid of the Deployment the request was resolved against (`uid`, from the cache on
-   * arrival; else the first GET's). A Deployment deleted and recreated under the same
-   * name in between is another object: the write answers 409 and never touches it.
+   * One round trip: an absolute set needs no read-modify-write, so the Scale goes out
+   * without a resourceVersion (the last write wins, as `kubectl scale` without
+   * `--resource-version`), carrying as its only precondition the uid of the Deployment
+   * the request was resolved against (from the cache on arrival): a Deployment deleted
+   * and recreated under the same name is another object and is never written (409).
+   * Only if the API server refuses an update without resourceVersion (422, as for
+   * resources that disallow unconditional updates) does it fall back to reading the
+   * scale and writing with that resourceVersion, retrying on 409 with backoff.
    */
-  private async setWithRetry(namespace: string, name: string, replicas: number, deadline: number, signal?: AbortSignal, uid?: string): Promise<ScaleResult> {
+  private async setWithRetry(namespace: string, name: string, replicas: number, deadline: number, signal?: AbortSignal, uid?: string): Promise<ScaleAnswer> {
     const path = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(name)}/scale`;
     const what = `deployment "${name}" in namespace "${namespace}"`;
     let delay = this.retry.initialMs;
+    let readFirst = false;
+    let pinned = uid;
     const budget = (): number => {
       if (signal?.aborted) throw new ProblemError(408, 'RequestTimeout', 'the client closed the connection; the write was not started');
       const left = deadline - this.now();
       if (left <= 0) throw new ProblemError(504, 'GatewayTimeout', `gave up on ${what} after ${WRITE_DEADLINE_MS / 1000} s (API server slow or other writes queued ahead)`);
       return Math.min(WRITE_CALL_TIMEOUT_MS, left);
     };
-    let pinned = uid;
-    for (let attempt = 1; ; attempt++) {
-      let verb: 'get' | 'update' = 'get';
+    const recreated = (): ProblemError => conflict(`${what} was deleted and recreated (it is another object now) since this request was resolved; nothing was written: read it again and retry`);
+    // Attempts that met a 409; the switch to read-first after a 422 is not one.
+    let attempt = 1;
+    for (;;) {
+      let verb: 'get' | 'update' = 'update';
       try {
-        const current = await this.client.request<Scale>('GET', path, { timeoutMs: budget(), signal });
-        pinned ??= current.metadata.uid;
-        if (pinned && current.metadata.uid && current.metadata.uid !== pinned) {
-          throw conflict(`${what} was deleted and recreated (it is another object now) since this request was resolved; nothing was written: read it again and retry`);
+        let resourceVersion: string | undefined;
+        const known = this.cache.get(namespace, name);
+        let previousReplicas = known ? this.overlay.resolve(namespace, name, known) : undefined;
+        if (readFirst) {
+          verb = 'get';
+          const current = await this.client.request<Scale>('GET', path, { timeoutMs: budget(), signal });
+          pinned ??= current.metadata.uid;
+          if (pinned && current.metadata.uid && current.metadata.uid !== pinned) throw recreated();
+          resourceVersion = current.metadata.resourceVersion;
+          previousReplicas = current.spec?.replicas ?? 0;
         }
-        let committed = current;
-        if ((current.spec?.replicas ?? 0) !== replicas) {
-          const body: Scale = {
-            apiVersion: 'autoscaling/v1', kind: 'Scale',
-            metadata: { name, namespace, resourceVersion: current.metadata.resourceVersion, ...(pinned ? { uid: pinned } : {}) },
-            spec: { replicas },
-          };
-          verb = 'update';
-          committed = await this.client.request<Scale>('PUT', `${path}?fieldManager=${FIELD_MANAGER}`, { body, timeoutMs: budget(), signal });
-        }
-        this.recorder.write(committed === current ? 'unchanged' : 'updated');
+        const body: Scale = {
+          apiVersion: 'autoscaling/v1', kind: 'Scale',
+          metadata: { name, namespace, ...(pinned ? { uid: pinned } : {}), ...(resourceVersion ? { resourceVersion } : {}) },
+          spec: { replicas },
+        };
+        verb = 'update';
+        const committed = await this.client.request<Scale>('PUT', `${path}?fieldManager=${FIELD_MANAGER}`, { body, timeoutMs: budget(), signal });
         const value = committed.spec?.replicas ?? 0;
-        this.overlay.record(namespace, name, value, committed.metadata.resourceVersion);
-        return { deployment: name, namespace, replicas: value, previousReplicas: current.spec?.replicas ?? 0 };
+        const rv = committed.metadata.resourceVersion ?? '';
+        // A write that changes nothing keeps the object's resourceVersion (as last cached or read).
+        this.recorder.write(rv !== '' && rv === (resourceVersion ?? this.cache.get(namespace, name)?.metadata.resourceVersion) ? 'unchanged' : 'updated');
+        this.overlay.record(namespace, name, value, rv);
+        return { view: { deployment: name, namespace, replicas: value }, etag: `"${rv}"`, resourceVersion: rv, ...(previousReplicas !== undefined ? { previousReplicas } : {}) };
       } catch (err) {
+        if (!readFirst && err instanceof KubeStatusError && err.code === 422 && /resourceVersion/.test(err.message)) {
+          this.logger?.info({ namespace, deployment: name }, 'the API server requires a resourceVersion on scale updates; reading first');
+          readFirst = true;
+          continue;
+        }
         if (err instanceof KubeStatusError && err.code === 409) {
+          // Without a resourceVersion only the uid precondition can fail: another object.
+          if (/\buid\b/i.test(err.message)) throw recreated();
           this.conflicts++;
-          this.logger?.info({ namespace, deployment: name, attempt }, '409 Conflict on scale update; re-reading and retrying');
+          this.logger?.info({ namespace, deployment: name, attempt }, '409 Conflict on scale update; retrying');
           if (attempt >= this.retry.steps) {
             throw conflict(`${what} kept changing: gave up after ${attempt} conflicting attempts; retry the request`);
           }
           this.recorder.conflictRetried();
           await this.sleep(Math.round(delay * this.random()) + 1);
           delay = Math.min(this.retry.maxMs, delay * this.retry.factor);
+          attempt++;
           continue;
         }
         if (err instanceof KubeStatusError && (err.code === 401 || err.code === 403)) throw await refusal(this.access, err, namespace, verb, what);

@@ -1,9 +1,9 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { ProblemError, badRequest, unavailable } from '../errors.js';
 import { numberSource } from '../json-numbers.js';
-import type { CacheReader } from '../kube/object-store.js';
-import type { CachedDeployment } from '../kube/deployments.js';
 import type { ReplicaService } from '../kube/replicas.js';
+import { RESOURCE_VERSION_PATTERN } from '../kube/resource-version.js';
+import type { DeploymentLists } from '../views/deployment-lists.js';
 import type { KnownPaths } from './unrouted.js';
 import { problemResponses } from './problem-schema.js';
 import type { Authorizer, ResourceAttributes } from '../authz/authorizer.js';
@@ -22,10 +22,17 @@ export const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 export const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 const DNS1123_LABEL_RE = new RegExp(DNS1123_LABEL);
 const DNS1123_SUBDOMAIN_RE = new RegExp(DNS1123_SUBDOMAIN);
+/** Largest `limit` accepted; kube-apiserver has no bound, ours keeps a page's size sane. */
+export const MAX_PAGE_LIMIT = 100_000;
 
-/** What the Deployment routes read from (cache), write through (service), ask (authorizer), record to (audit) and register 405s in. */
+/** Response header naming the resourceVersion an answer reflects. */
+export const RESOURCE_VERSION_HEADER = 'resource-version';
+/** Request header twin of `?minResourceVersion=`. */
+export const MIN_RESOURCE_VERSION_HEADER = 'min-resource-version';
+
+/** What the Deployment routes read from (pre-serialized lists, replicas service), write through, ask (authorizer), record to (audit) and register 405s in. */
 export interface DeploymentRouteOptions {
-  deployments: CacheReader<CachedDeployment>;
+  lists: DeploymentLists;
   replicas: ReplicaService;
   authorizer: Authorizer;
   audit: AuditSink;
@@ -55,18 +62,29 @@ const params = {
   },
 } as const;
 
+const listItem = {
+  type: 'object', required: ['name', 'namespace'],
+  properties: { name: { type: 'string' }, namespace: { type: 'string' } }, additionalProperties: false,
+} as const;
+
 const listSchema = {
-  querystring: { type: 'object', properties: { namespace: {}, ...WATCH_QUERY } },
+  querystring: { type: 'object', properties: { namespace: {}, limit: {}, continue: {}, minResourceVersion: {}, ...WATCH_QUERY } },
   response: {
     200: {
-      description: 'Deployments, sorted by namespace, then name',
-      type: 'array',
-      items: {
-        type: 'object', required: ['name', 'namespace'],
-        properties: { name: { type: 'string' }, namespace: { type: 'string' } }, additionalProperties: false,
-      },
+      description: 'Deployments, sorted by namespace, then name; with limit or continue, one page of them as a list object',
+      anyOf: [
+        { type: 'array', items: listItem },
+        {
+          type: 'object', required: ['metadata', 'items'], additionalProperties: false,
+          properties: {
+            metadata: { type: 'object', additionalProperties: false, properties: { continue: { type: 'string' }, remainingItemCount: { type: 'integer' } } },
+            items: { type: 'array', items: listItem },
+          },
+        },
+      ],
     },
-    ...problemResponses(400, 403, 500, 502, 503),
+    304: { description: 'Not Modified: If-None-Match named the ETag', type: 'null' },
+    ...problemResponses(400, 403, 410, 500, 502, 503, 504),
   },
 };
 
@@ -90,13 +108,24 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
   // Every PUT is audited, also one refused before this plugin's hooks ran (rate limit).
   authz.register(app, (req) => (req.method === 'PUT' && req.routeOptions.url === REPLICAS_PATH
     ? scaleAttributes('update', req.params as ReplicasParams) : undefined));
-  const notSynced = () => unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
 
-  app.get<{ Querystring: { namespace?: unknown } }>('/deployments', { schema: listSchema }, async (req, reply) => {
-    const ns = req.query.namespace;
-    if (Array.isArray(ns)) throw badRequest('querystring.namespace: given more than once; pass one namespace or none');
-    if (ns !== undefined && (typeof ns !== 'string' || ns.length > 63 || !DNS1123_LABEL_RE.test(ns))) {
-      throw badRequest(`querystring.namespace: "${String(ns)}" is not a valid namespace (a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters)`);
+  app.get<{ Querystring: ListQuerystring }>('/deployments', { schema: listSchema }, async (req, reply) => {
+    const q = req.query;
+    const ns = single(q.namespace, 'namespace');
+    if (ns !== undefined && (ns.length > 63 || !DNS1123_LABEL_RE.test(ns))) {
+      throw badRequest(`querystring.namespace: "${ns}" is not a valid namespace (a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters)`);
+    }
+    const limitText = single(q.limit, 'limit');
+    const limit = limitText === undefined ? undefined : Number(limitText);
+    if (limit !== undefined && (!/^\d{1,6}$/.test(limitText!) || limit < 1 || limit > MAX_PAGE_LIMIT)) {
+      throw badRequest(`querystring.limit: "${limitText}" is not an integer from 1 to ${MAX_PAGE_LIMIT}`);
+    }
+    const continueToken = single(q.continue, 'continue');
+    if (continueToken === '') throw badRequest('querystring.continue: empty; pass the token from the previous page or leave it out');
+    const minRv = minResourceVersion(req);
+    const watching = opts.watch !== undefined && wantsWatch(q.watch);
+    if (watching && (limit !== undefined || continueToken !== undefined)) {
+      throw badRequest(`querystring.${limit !== undefined ? 'limit' : 'continue'}: not with watch=true; a change stream has no pages`);
     }
     let visible: 'all' | Set<string>;
     if (ns !== undefined) {
@@ -105,27 +134,30 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
     } else {
       // All namespaces: everything for a cluster-wide lister, else only the namespaces
       // (present in the cache) where the user may list; never a 403.
-      visible = await authz.visibleNamespaces(req, { verb: 'list', ...DEPLOYMENTS }, () => opts.deployments.list().map((d) => d.metadata.namespace));
+      visible = await authz.visibleNamespaces(req, { verb: 'list', ...DEPLOYMENTS }, () => opts.lists.namespaces());
     }
-    if (!opts.deployments.hasSynced()) throw notSynced();
     // The change stream is filtered exactly like the list. For a client without cluster-wide
     // rights the namespaces are those decided at connect time (a namespace created later is
     // not added: fail closed; reconnect to see it).
-    if (opts.watch && wantsWatch((req.query as Record<string, unknown>).watch)) {
-      return serveWatch(opts.watch, req, reply, (n) => visible === 'all' || visible.has(n));
+    if (watching) {
+      if (!opts.lists.hasSynced()) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
+      return serveWatch(opts.watch!, req, reply, (n) => visible === 'all' || visible.has(n));
     }
-    const items = visible === 'all' ? opts.deployments.list() : [...visible].flatMap((n) => opts.deployments.list(n));
-    return items
-      .map((d) => ({ name: d.metadata.name, namespace: d.metadata.namespace }))
-      .sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name));
+    const answer = await opts.lists.list({
+      namespaces: ns ?? (visible === 'all' ? undefined : visible), limit, continueToken, minResourceVersion: minRv, signal: clientGone(reply),
+    });
+    return sendCacheable(req, reply, answer.etag, answer.resourceVersion, answer.body);
   });
 
-  app.get<{ Params: ReplicasParams }>(REPLICAS_PATH, {
-    schema: { params, response: { 200: { ...replicasView, description: 'spec.replicas, from the cache' }, ...problemResponses(400, 403, 404, 500, 502, 503) } },
+  app.get<{ Params: ReplicasParams; Querystring: { minResourceVersion?: unknown } }>(REPLICAS_PATH, {
+    schema: { params, querystring: { type: 'object', properties: { minResourceVersion: {} } }, response: { 200: { ...replicasView, description: 'spec.replicas, from the cache (at least as new as minResourceVersion)' }, 304: { description: 'Not Modified: If-None-Match named the ETag', type: 'null' }, ...problemResponses(400, 403, 404, 500, 502, 503, 504) } },
     onRequest: async (req) => {
       if (validParams(req.params)) await authz.require(req, scaleAttributes('get', req.params));
     },
-  }, async (req) => opts.replicas.get(req.params.namespace, req.params.deployment));
+  }, async (req, reply) => {
+    const answer = await opts.replicas.read(req.params.namespace, req.params.deployment, { minResourceVersion: minResourceVersion(req), signal: clientGone(reply) });
+    return sendCacheable(req, reply, answer.etag, answer.resourceVersion, answer.view);
+  });
 
   app.put<{ Params: ReplicasParams; Body: { replicas: number }; Querystring: Record<string, unknown> }>(REPLICAS_PATH, {
     schema: {
@@ -156,8 +188,6 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
     },
   }, async (req, reply) => {
     // If the client goes away, stop: do not start (or retry) a write nobody waits for.
-    const gone = new AbortController();
-    reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
     const annotations = req.pendingAudit!.annotations;
     annotations[ANNOTATIONS.replicasRequested] = String(req.body.replicas);
     const ext = opts.scale;
@@ -167,10 +197,11 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
       // A write past an HorizontalPodAutoscaler: the audit event says so.
       if (q.force) annotations[ANNOTATIONS.forced] = 'true';
     }
-    const { previousReplicas, ...view } = await opts.replicas.set(req.params.namespace, req.params.deployment, req.body.replicas, gone.signal);
-    annotations[ANNOTATIONS.replicasBefore] = String(previousReplicas);
-    annotations[ANNOTATIONS.replicasAfter] = String(view.replicas);
-    return ext && q?.waitMs !== undefined ? answerAfterRollout(ext, req, reply, view, q.waitMs) : view;
+    const answer = await opts.replicas.set(req.params.namespace, req.params.deployment, req.body.replicas, clientGone(reply));
+    if (answer.previousReplicas !== undefined) annotations[ANNOTATIONS.replicasBefore] = String(answer.previousReplicas);
+    annotations[ANNOTATIONS.replicasAfter] = String(answer.view.replicas);
+    reply.header('etag', answer.etag).header(RESOURCE_VERSION_HEADER, answer.resourceVersion);
+    return ext && q?.waitMs !== undefined ? answerAfterRollout(ext, req, reply, answer.view, q.waitMs) : answer.view;
   });
   if (opts.scale) {
     await app.register(deploymentStatusRoutes, {
@@ -205,6 +236,49 @@ export function checkReplicasToken(source: string): void {
   if (n > BigInt(MAX_REPLICAS)) throw invalid(`must be <= ${MAX_REPLICAS} (int32)`);
 }
 
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+interface ListQuerystring { namespace?: unknown; limit?: unknown; continue?: unknown; minResourceVersion?: unknown; watch?: unknown }
+
+/** A query parameter given at most once, as a string. */
+function single(value: unknown, name: string): string | undefined {
+  if (Array.isArray(value)) throw badRequest(`querystring.${name}: given more than once; pass it once or not at all`);
+  return value === undefined ? undefined : String(value);
+}
+
+/** `?minResourceVersion=` or the `Min-Resource-Version` header (both must agree when both are given). */
+function minResourceVersion(req: FastifyRequest<{ Querystring: { minResourceVersion?: unknown } }>): string | undefined {
+  const fromQuery = single(req.query.minResourceVersion, 'minResourceVersion');
+  const header = req.headers[MIN_RESOURCE_VERSION_HEADER];
+  if (Array.isArray(header)) throw badRequest(`header ${MIN_RESOURCE_VERSION_HEADER}: given more than once`);
+  if (fromQuery !== undefined && header !== undefined && fromQuery !== header) {
+    throw badRequest(`querystring.minResourceVersion "${fromQuery}" and header ${MIN_RESOURCE_VERSION_HEADER} "${header}" disagree`);
+  }
+  const rv = fromQuery ?? header;
+  if (rv !== undefined && !RESOURCE_VERSION_PATTERN.test(rv)) {
+    throw badRequest(`minResourceVersion: "${rv.slice(0, 40)}" is not a resourceVersion (decimal digits, as in a Resource-Version header or metadata.resourceVersion)`);
+  }
+  return rv;
+}
+
+/** Aborts when the client closes the connection before the answer was sent. */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const gone = new AbortController();
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
+  return gone.signal;
+}
+
+/**
+ * Sends `body` with its `ETag` and `Resource-Version`, or `304 Not Modified` when
+ * `If-None-Match` names the tag (weak comparison, RFC 9110 §13.1.2).
+ */
+function sendCacheable(req: FastifyRequest, reply: FastifyReply, etag: string, resourceVersion: string, body: Buffer | object): FastifyReply | object {
+  reply.header('etag', etag).header(RESOURCE_VERSION_HEADER, resourceVersion);
+  if (noneMatch(req.headers['if-none-match'], etag)) return reply.code(304).send();
+  if (Buffer.isBuffer(body)) return reply.type('application/json; charset=utf-8').send(body);
+  return body;
+}
+
+function noneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  const strip = (t: string): string => t.trim().replace(/^W\//, '');
+  return header.split(',').some((t) => t.trim() === '*' || strip(t) === etag);
 }

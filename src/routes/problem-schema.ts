@@ -22,6 +22,7 @@ const STATUS_MEANING: Record<number, string> = {
   422: 'Invalid: replicas missing, not an integer, out of range, or another property present',
   429: 'TooManyRequests: this client is over its read or write rate limit, or (PUT) too many writes to this Deployment are in line; see Retry-After',
   500: 'InternalError: a bug in the proxy (details are in its log)',
+  410: 'Expired: the continue token names a list state that is gone; list again without continue',
   502: 'BadGateway: the API server refused the proxy or failed',
   503: 'ServiceUnavailable: the cache has not finished its first list, or the API server is unreachable or overloaded (Retry-After)',
   504: 'GatewayTimeout: the API server did not answer in time',

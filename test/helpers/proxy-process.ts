@@ -34,6 +34,10 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Resolve once listening, without waiting for /readyz (default: wait for ready). */
   waitReady?: boolean;
+  /** How long to wait for /readyz, milliseconds (default 15000). */
+  readyTimeoutMs?: number;
+  /** Keep parsing and storing log lines after 'listening' (default true; benchmarks turn it off so the client's CPU goes to load). */
+  keepLogs?: boolean;
 }
 
 /** Starts the built proxy on free loopback ports; it holds only `kubeconfig` (default: the proxy ServiceAccount's). */
@@ -62,7 +66,13 @@ export async function startProxy(opts: StartOptions): Promise<ProxyProcess> {
         try {
           const rec = JSON.parse(line) as Record<string, unknown>;
           logs.push(rec);
-          if (rec.msg === 'listening') resolve({ api: String(rec.api), health: String(rec.health) });
+          if (rec.msg === 'listening') {
+            resolve({ api: String(rec.api), health: String(rec.health) });
+            if (opts.keepLogs === false) {
+              child.stdout!.removeAllListeners('data').resume();
+              return;
+            }
+          }
         } catch {
           stderr += `${line}\n`;
         }
@@ -83,11 +93,11 @@ export async function startProxy(opts: StartOptions): Promise<ProxyProcess> {
     },
   };
   if (opts.waitReady !== false) {
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000);
     for (;;) {
       const r = await call(`${health}/readyz`).catch(() => undefined);
       if (r?.status === 200) break;
-      if (Date.now() > deadline) throw new Error(`proxy not ready after 15 s: ${r?.text}\n${stderr}`);
+      if (Date.now() > deadline) throw new Error(`proxy not ready after ${(opts.readyTimeoutMs ?? 15_000) / 1000} s: ${r?.text}\n${stderr}`);
       await new Promise((res) => setTimeout(res, 50));
     }
   }

@@ -364,6 +364,22 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
     });
     // A real 409 retried (and one that exhausts the retries) is in faults.test.ts: a
     // competing kubectl process is too slow to land between the proxy's read and write.
+
+    it('writes while another writer keeps changing the Deployment: every PUT 200, the last value wins', async (t) => {
+      // A second writer (admin) bumps the resourceVersion with label edits while the
+      // proxy writes: an absolute set carries no resourceVersion, so nothing conflicts.
+      let stop = false;
+      const churn = (async () => {
+        for (let i = 0; !stop && i < 200; i++) await kubectl(['-n', a.name, 'label', 'deployment', 'bar', `churn=${i}`, '--overwrite']);
+      })();
+      const results = [];
+      for (let i = 0; i < 15; i++) results.push(await proxy.request(`/deployments/${a.name}/bar/replicas`, { method: 'PUT', body: { replicas: 50 + i } }));
+      stop = true;
+      await churn;
+      assert.deepEqual(results.map((r) => r.status), Array(15).fill(200));
+      t.diagnostic(`conflicts retried by the proxy: ${proxy.logs.filter((l) => String(l.msg).startsWith('409 Conflict')).length}`);
+      assert.equal((await a.getDeployment('bar')).spec.replicas, 64);
+    });
   });
 
   describe('when the API server refuses the proxy', () => {

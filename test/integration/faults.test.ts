@@ -4,7 +4,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { TestNamespace, ADMIN_KUBECONFIG, PROXY_KUBECONFIG } from '../helpers/cluster.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
-import { startFaultFront, type FaultFront, type FrontAction, type FrontExchange } from '../helpers/fault-front.js';
+import { kubeStatus, startFaultFront, type FaultFront, type FrontAction, type FrontExchange } from '../helpers/fault-front.js';
 import { waitFor, sleep } from '../helpers/wait.js';
 import { KubeClient } from '../../src/kube/kube-client.js';
 
@@ -62,10 +62,28 @@ describe('the proxy behind a fault-injecting front of the real API server', () =
     await waitFor('the watch delivers a later change', async () => (await proxy.request(replicasUrl('ryw'))).json.replicas === 8, 3_000);
   });
 
+  /**
+   * The proxy's write is one unconditional call; it reads first (and can meet a 409) only
+   * when the API server requires a resourceVersion. The front plays such a server for the
+   * first write of `name` (a 422 as kube-apiserver words it for resources that disallow
+   * unconditional updates); everything after that is the real API server.
+   */
+  const requireResourceVersionOnce = (name: string): ((r: { method: string; path: string }) => boolean) => {
+    let first = true;
+    return (r) => {
+      if (!isScaleWrite(r) || !r.path.includes(`/${name}/`) || !first) return false;
+      first = false;
+      return true;
+    };
+  };
+  const RV_REQUIRED = kubeStatus(422, 'Invalid', 'Scale.autoscaling "x" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update');
+
   it('retries a real 409 Conflict from the API server (a competing write between its read and its write)', async () => {
     const before = conflictLogLines();
     let competed = 0;
+    const requires = requireResourceVersionOnce('conflict');
     front.intercept = async (r): Promise<FrontAction> => {
+      if (requires(r)) return RV_REQUIRED;
       if (isScaleWrite(r) && r.path.includes('/conflict/') && competed++ === 0) await competingWrite('conflict');
       return 'pass';
     };
@@ -73,7 +91,7 @@ describe('the proxy behind a fault-injecting front of the real API server', () =
     assert.equal(put.status, 200, put.text);
     assert.equal(put.json.replicas, 5);
     const writes = front.exchanges.filter((e) => isScaleWrite(e) && e.path.includes('/conflict/'));
-    assert.deepEqual(writes.map((e) => e.status), [409, 200], 'the API server refused the stale resourceVersion once, then accepted');
+    assert.deepEqual(writes.map((e) => e.status), [422, 409, 200], 'unconditional write refused (front), then the API server refused the stale resourceVersion once, then accepted');
     assert.equal(conflictLogLines() - before, 1, 'one conflict retried, and logged');
     const d = await ns.getDeployment('conflict');
     assert.equal(d.spec.replicas, 5);
@@ -81,7 +99,9 @@ describe('the proxy behind a fault-injecting front of the real API server', () =
   });
 
   it('answers 409 Conflict when every one of the 10 attempts meets a real conflict, and changes nothing', async () => {
+    const requires = requireResourceVersionOnce('exhausted');
     front.intercept = async (r): Promise<FrontAction> => {
+      if (requires(r)) return RV_REQUIRED;
       if (isScaleWrite(r) && r.path.includes('/exhausted/')) await competingWrite('exhausted');
       return 'pass';
     };
@@ -90,12 +110,12 @@ describe('the proxy behind a fault-injecting front of the real API server', () =
     assert.equal(put.json.reason, 'Conflict');
     assert.match(put.json.detail, /gave up after 10 conflicting attempts; retry the request/);
     const writes: FrontExchange[] = front.exchanges.filter((e) => isScaleWrite(e) && e.path.includes('/exhausted/'));
-    assert.deepEqual(writes.map((e) => e.status), Array(10).fill(409));
+    assert.deepEqual(writes.map((e) => e.status), [422, ...Array(10).fill(409)]);
     assert.equal((await ns.getDeployment('exhausted')).spec.replicas, 1);
   });
 
   it('answers 504 GatewayTimeout after 5 s when the API server does not answer, and recovers', async () => {
-    front.intercept = (r) => (r.method === 'GET' && r.path.includes('/hang/scale') ? 'hang' : 'pass');
+    front.intercept = (r) => (isScaleWrite(r) && r.path.includes('/hang/') ? 'hang' : 'pass');
     const t0 = Date.now();
     const put = await proxy.request(replicasUrl('hang'), { method: 'PUT', body: { replicas: 3 }, timeoutMs: 15_000 });
     const ms = Date.now() - t0;

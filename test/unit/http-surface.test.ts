@@ -5,15 +5,16 @@ import { buildServer, buildHealthServer } from '../../src/server.js';
 import type { CachedDeployment } from '../../src/kube/deployments.js';
 import type { Readiness } from '../../src/routes/health.js';
 import { OPEN_ACCESS } from '../helpers/open-access.js';
+import { listsOf } from '../helpers/stand-ins.js';
 
-const d = (namespace: string, name: string): CachedDeployment => ({ metadata: { name, namespace }, spec: { replicas: 1 } } as CachedDeployment);
+const d = (namespace: string, name: string): CachedDeployment => ({ metadata: { name, namespace }, spec: { replicas: 1 }, status: {} });
 
 function api(opts: { items?: CachedDeployment[]; synced?: boolean; healthy?: boolean; ready?: Readiness } = {}) {
   const items = opts.items ?? [];
   return buildServer({
     ...OPEN_ACCESS,
-    deployments: { get: () => undefined, list: (ns) => items.filter((i) => ns === undefined || i.metadata.namespace === ns), hasSynced: () => opts.synced ?? true },
-    replicas: { get: () => { throw new Error('unused'); }, set: async () => { throw new Error('unused'); } },
+    lists: listsOf(items, { synced: opts.synced }),
+    replicas: { get: () => { throw new Error('unused'); }, read: async () => { throw new Error('unused'); }, set: async () => { throw new Error('unused'); } },
     logger: pino({ level: 'silent' }),
     apiHealth: async () => (opts.healthy === false ? { ok: false, message: 'API server not ready (HTTP 500): etcd' } : { ok: true }),
     readiness: opts.ready ?? { check: () => ({ ready: true }) },

@@ -22,6 +22,7 @@ import { familyNames, parseSamples, sampleValue } from '../helpers/metrics.js';
 import { waitFor } from '../helpers/wait.js';
 import { VERSION } from '../../src/version.js';
 import { OPEN_ACCESS } from '../helpers/open-access.js';
+import { listsOf, replicasAnswer as answer } from '../helpers/stand-ins.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const silent = pino({ level: 'silent' });
@@ -40,12 +41,13 @@ const FAMILIES = [
 const fresh = (): ProxyMetrics => createMetrics({ version: VERSION, nodeVersion: process.version }, { defaultMetrics: false });
 const scrape = (m: ProxyMetrics): Promise<string> => m.endpoint!.render();
 
+
 function apiApp(m: ProxyMetrics, over: Partial<Parameters<typeof buildServer>[0]> = {}, options: Parameters<typeof buildServer>[1] = {}): FastifyInstance {
   const items = [{ metadata: { name: 'web', namespace: 'shop' }, spec: { replicas: 2 } } as CachedDeployment];
   return buildServer({
     ...OPEN_ACCESS,
-    deployments: { get: (ns, n) => items.find((i) => i.metadata.namespace === ns && i.metadata.name === n), list: () => items, hasSynced: () => true },
-    replicas: { get: (namespace, deployment) => ({ namespace, deployment, replicas: 2 }), set: async (namespace, deployment, replicas) => ({ namespace, deployment, replicas, previousReplicas: 1 }) },
+    lists: listsOf(items),
+    replicas: { get: (namespace, deployment) => answer(namespace, deployment, 2), read: async (namespace, deployment) => answer(namespace, deployment, 2), set: async (namespace, deployment, replicas) => answer(namespace, deployment, replicas) },
     apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) }, logger: silent, recorders: m, ...over,
   }, options);
 }
@@ -147,7 +149,7 @@ describe('HTTP request metrics (Fastify inject)', () => {
   it('holds a request in flight while it runs', async () => {
     const m = fresh();
     let release!: () => void;
-    const app = apiApp(m, { replicas: { get: () => { throw new Error('unused'); }, set: (namespace, deployment, replicas) => new Promise((r) => { release = () => r({ namespace, deployment, replicas, previousReplicas: 1 }); }) } });
+    const app = apiApp(m, { replicas: { get: () => { throw new Error('unused'); }, read: () => { throw new Error('unused'); }, set: (namespace, deployment, replicas) => new Promise((r) => { release = () => r(answer(namespace, deployment, replicas)); }) } });
     const pending = app.inject({ method: 'PUT', url: '/deployments/shop/web/replicas', payload: { replicas: 3 } });
     await waitFor('handler running', () => release !== undefined);
     assert.equal(sampleValue(await scrape(m), `${METRIC_PREFIX}http_requests_in_flight`), 1);
@@ -354,10 +356,13 @@ describe('write metrics (scripted scale subresource)', () => {
   it('counts each retried conflict and each write by outcome', async () => {
     const m = fresh();
     const opts = { sleep: async () => undefined, random: () => 0.5, recorder: m.writes };
-    await new KubeReplicaService(client([() => scale(1, '1'), conflict, () => scale(1, '2'), conflict, () => scale(1, '3'), () => scale(4, '4')]), cache, opts).set('ns', 'web', 4);
-    await new KubeReplicaService(client([() => scale(4, '4')]), cache, opts).set('ns', 'web', 4);
+    // One call per write: a conflict is retried with the same call.
+    await new KubeReplicaService(client([conflict, conflict, () => scale(4, '4')]), cache, opts).set('ns', 'web', 4);
+    // A write that changes nothing keeps the cached object's resourceVersion.
+    const cachedAt4: CacheReader<CachedDeployment> = { get: () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '4' }, spec: { replicas: 4 }, status: {} }), list: () => [], hasSynced: () => true };
+    await new KubeReplicaService(client([() => scale(4, '4')]), cachedAt4, opts).set('ns', 'web', 4);
     await assert.rejects(new KubeReplicaService(client([() => { throw new KubeStatusError(404, 'NotFound', 'x'); }]), cache, opts).set('ns', 'web', 4));
-    const exhausted = new KubeReplicaService(client([() => scale(1, '1'), conflict, () => scale(1, '2'), conflict]), cache, { ...opts, retry: { steps: 2, initialMs: 1, factor: 2, maxMs: 1 } });
+    const exhausted = new KubeReplicaService(client([conflict, conflict]), cache, { ...opts, retry: { steps: 2, initialMs: 1, factor: 2, maxMs: 1 } });
     await assert.rejects(exhausted.set('ns', 'web', 4));
     const text = await scrape(m);
     assert.equal(sampleValue(text, `${METRIC_PREFIX}write_conflicts_retried_total`), 3, 'two, then one before giving up on the second');

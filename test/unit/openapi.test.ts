@@ -14,6 +14,7 @@ import { serverTlsOptions } from '../../src/tls/server-tls.js';
 import { TrustedCas } from '../../src/tls/trust.js';
 import { makeCertFixture } from '../helpers/certs.js';
 import { OPEN_ACCESS } from '../helpers/open-access.js';
+import { listsOf, replicasAnswer as answer } from '../helpers/stand-ins.js';
 import { AuthorizerUnavailableError, type Authorizer } from '../../src/authz/authorizer.js';
 import { GuardrailPolicy } from '../../src/kube/guardrails.js';
 import { ChangeStream } from '../../src/kube/change-stream.js';
@@ -22,7 +23,7 @@ interface Operation { responses: Record<string, { content?: Record<string, { sch
 type Doc = { openapi: string; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
 
 /** An API app whose cache and service answer as told, to drive every status a route can give. */
-function app(o: { synced?: boolean; listThrows?: boolean; missing?: boolean; cacheGetThrows?: boolean; get?: () => never; set?: () => Promise<never>; authorizer?: Authorizer } = {}, options: Parameters<typeof buildServer>[1] = {}): FastifyInstance {
+function app(o: { synced?: boolean; listThrows?: boolean | Error; missing?: boolean; cacheGetThrows?: boolean; get?: () => never; set?: () => Promise<never>; authorizer?: Authorizer } = {}, options: Parameters<typeof buildServer>[1] = {}): FastifyInstance {
   const item = { metadata: { name: 'web', namespace: 'ns' }, spec: { replicas: 1 } } as CachedDeployment;
   const deployments = {
     get: () => { if (o.cacheGetThrows) throw new TypeError('bug'); return o.missing ? undefined : item; },
@@ -34,13 +35,22 @@ function app(o: { synced?: boolean; listThrows?: boolean; missing?: boolean; cac
   return buildServer({
     ...OPEN_ACCESS,
     authorizer: o.authorizer ?? OPEN_ACCESS.authorizer,
-    deployments,
+    lists: {
+      hasSynced: () => o.synced ?? true,
+      namespaces: () => ['ns'],
+      list: async () => {
+        if (!(o.synced ?? true)) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
+        if (o.listThrows) throw o.listThrows instanceof Error ? o.listThrows : new TypeError('bug');
+        return { body: Buffer.from(JSON.stringify([{ name: item.metadata.name, namespace: item.metadata.namespace }])), etag: '"e"', resourceVersion: '1', items: 1 };
+      },
+    },
     // The extensions (issue 11), as the proxy wires them.
     scale: { deployments, autoscalers: { get: () => undefined, list: () => [], hasSynced: () => true }, guardrails: new GuardrailPolicy(0) },
     watch: { stream: new ChangeStream(deployments), deployments },
     replicas: {
-      get: o.get ?? ((namespace, deployment) => ({ namespace, deployment, replicas: 1 })),
-      set: o.set ?? (async (namespace, deployment, replicas) => ({ namespace, deployment, replicas, previousReplicas: 1 })),
+      get: o.get ?? ((namespace, deployment) => answer(namespace, deployment, 1)),
+      read: async (namespace, deployment) => (o.get ?? ((ns: string, d: string) => answer(ns, d, 1)))(namespace, deployment),
+      set: o.set ?? (async (namespace, deployment, replicas) => answer(namespace, deployment, replicas)),
     },
     apiHealth: async () => ({ ok: false, message: 'down' }),
     readiness: { check: () => ({ ready: false, message: 'not yet' }) },
@@ -62,6 +72,10 @@ const SCENARIOS: Array<[string, string, () => FastifyInstance, InjectOptions]> =
   ['/deployments', 'get', () => app(), { url: '/deployments?namespace=NOPE' }],
   ['/deployments', 'get', () => app({ listThrows: true }), { url: '/deployments' }],
   ['/deployments', 'get', () => app({ synced: false }), { url: '/deployments' }],
+  ['/deployments', 'get', () => app(), { url: '/deployments', headers: { 'if-none-match': '"e"' } }],
+  ...[410, 502, 504].map((s) => ['/deployments', 'get', () => app({ listThrows: new ProblemError(s, 'X' as never, 'x') }), { url: '/deployments' }] as [string, string, () => FastifyInstance, InjectOptions]),
+  ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app(), { url: '/deployments/ns/web/replicas', headers: { 'if-none-match': '"1"' } }],
+  ...[502, 504].map((s) => ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app({ get: () => { throw new ProblemError(s, 'X' as never, 'x'); } }), { url: '/deployments/ns/web/replicas' }] as [string, string, () => FastifyInstance, InjectOptions]),
   ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app(), { url: '/deployments/ns/web/replicas' }],
   ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app(), { url: '/deployments/NS/web/replicas' }],
   ['/deployments/{namespace}/{deployment}/replicas', 'get', () => app({ get: () => { throw notFound('x'); } }), { url: '/deployments/ns/web/replicas' }],
@@ -98,8 +112,8 @@ const SCENARIOS: Array<[string, string, () => FastifyInstance, InjectOptions]> =
 function depsReady(): Parameters<typeof buildServer>[0] {
   return {
     ...OPEN_ACCESS,
-    deployments: { get: () => undefined, list: () => [], hasSynced: () => true },
-    replicas: { get: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
+    lists: listsOf(),
+    replicas: { get: () => { throw new Error('unused'); }, read: () => { throw new Error('unused'); }, set: () => { throw new Error('unused'); } },
     apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) }, logger: pino({ level: 'silent' }),
   };
 }

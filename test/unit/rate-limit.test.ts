@@ -2,14 +2,18 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { buildServer } from '../../src/server.js';
-import type { CachedDeployment } from '../../src/kube/deployments.js';
 import type { RateLimits } from '../../src/http/rate-limit.js';
 import { OPEN_ACCESS } from '../helpers/open-access.js';
+import { listsOf, replicasAnswer as answer } from '../helpers/stand-ins.js';
 
 function app(rateLimits: RateLimits) {
   return buildServer({
-    deployments: { get: () => undefined, list: () => [] as CachedDeployment[], hasSynced: () => true },
-    replicas: { get: (namespace, deployment) => ({ namespace, deployment, replicas: 1 }), set: async (namespace, deployment, replicas) => ({ namespace, deployment, replicas, previousReplicas: 1 }) },
+    lists: listsOf(),
+    replicas: {
+      get: (namespace, deployment) => answer(namespace, deployment, 1),
+      read: async (namespace, deployment) => answer(namespace, deployment, 1),
+      set: async (namespace, deployment, replicas) => answer(namespace, deployment, replicas),
+    },
     apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) }, logger: pino({ level: 'silent' }),
     ...OPEN_ACCESS,
   }, { rateLimits });

@@ -5,7 +5,7 @@ import type { ReflectorStatus } from '../../src/kube/reflector.js';
 import type { AccessResult } from '../../src/kube/api-health.js';
 
 const status = (s: Partial<ReflectorStatus>): { status(): ReflectorStatus } => ({
-  status: () => ({ resource: 'deployments', synced: true, watching: true, resourceVersion: '1', objects: 0, lastContactMs: 0, lastError: '', lastErrorStatus: 0, failures: 0, relists: 1, ...s }),
+  status: () => ({ resource: 'deployments', synced: true, watching: true, resourceVersion: '1', objects: 0, lastContactMs: 0, lastError: '', lastErrorStatus: 0, failures: 0, relists: 1, pageSize: 500, ...s }),
 });
 
 describe('cacheReadiness', () => {

@@ -47,6 +47,51 @@ describe('Reflector (list/watch cache)', () => {
     await waitFor('watch from the list RV', () => server!.requests.some((r) => r.includes('watch=true') && r.includes('resourceVersion=10')));
   });
 
+  it('asks for smaller pages when a 70 MiB first page exceeds the 64 MiB response bound, and syncs', async () => {
+    // Ten Deployments of 7 MiB each (a huge annotation): the default page (limit=500) is 70 MiB.
+    const big = 'x'.repeat(7 * 1024 * 1024);
+    const items = Array.from({ length: 10 }, (_, i) => JSON.stringify({ ...deployment('ns', `d${i}`, String(i + 1)), metadata: { name: `d${i}`, namespace: 'ns', resourceVersion: String(i + 1), annotations: { big } } }));
+    server = await fakeApiServer((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      if (u.searchParams.get('watch')) return void res.writeHead(200).flushHeaders();
+      const from = Number(u.searchParams.get('continue') ?? 0);
+      const to = Math.min(items.length, from + Number(u.searchParams.get('limit')));
+      const cont = to < items.length ? String(to) : '';
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(`{"metadata":{"resourceVersion":"50","continue":"${cont}"},"items":[${items.slice(from, to).join(',')}]}`);
+    });
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { clock: recordingClock() });
+    reflector.start();
+    await reflector.whenSynced;
+    assert.equal(reflector.list().length, 10);
+    assert.equal(reflector.status().failures, 0, 'no failed attempt, no backoff');
+    const limits = server.requests.filter((r) => !r.includes('watch=true')).map((r) => Number(new URL(r, 'http://x').searchParams.get('limit')));
+    assert.equal(limits[0], 500);
+    assert.ok(limits.at(-1)! * 7 < 64, `the page that fit was under 64 MiB (limits ${limits.join(', ')})`);
+    assert.equal((reflector.get('ns', 'd3')?.metadata as Record<string, unknown>).annotations, undefined, 'the cache keeps a projection, not the 7 MiB object');
+  });
+
+  it('waitForResourceVersion resolves once the watch delivers that resourceVersion, and false after its timeout', async () => {
+    let push: ((line: string) => void) | undefined;
+    server = await fakeApiServer((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      if (!u.searchParams.get('watch')) return json(res, 200, { metadata: { resourceVersion: '10' }, items: [deployment('ns', 'web', '10')] });
+      res.writeHead(200).flushHeaders();
+      push = (line) => res.write(line);
+    });
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { clock: recordingClock() });
+    reflector.start();
+    await reflector.whenSynced;
+    assert.equal(await reflector.waitForResourceVersion('9', 1_000), true, 'already there');
+    assert.equal(await reflector.waitForResourceVersion('12', 50), false, 'not delivered within 50 ms');
+    const waiting = reflector.waitForResourceVersion('12', 5_000);
+    await waitFor('watch open', () => push);
+    push!(watchLine('MODIFIED', deployment('ns', 'web', '12', 3)));
+    assert.equal(await waiting, true);
+    assert.equal(reflector.resourceVersion(), '12');
+    assert.equal(reflector.get('ns', 'web')?.spec.replicas, 3);
+  });
+
   it('applies watch events and reconnects from the last resourceVersion without relisting', async () => {
     server = await fakeApiServer((req, res, n) => {
       const u = new URL(req.url!, 'http://x');

@@ -7,7 +7,7 @@ import type { CachedDeployment } from '../../src/kube/deployments.js';
 import { ProblemError } from '../../src/errors.js';
 import { pino } from 'pino';
 
-const dep = (replicas: number, rv: string): CachedDeployment => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv }, spec: { replicas } } as CachedDeployment);
+const dep = (replicas: number, rv: string, uid?: string): CachedDeployment => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv, ...(uid ? { uid } : {}) }, spec: { replicas }, status: {} });
 
 function cacheOf(d?: CachedDeployment, synced = true): CacheReader<CachedDeployment> {
   return { get: () => d, list: () => (d ? [d] : []), hasSynced: () => synced };
@@ -32,53 +32,67 @@ const conflict = () => { throw new KubeStatusError(409, 'Conflict', 'the object 
 const noSleep = { sleep: async () => undefined, random: () => 0.5 };
 
 describe('KubeReplicaService.set', () => {
-  it('reads the scale, writes it with that resourceVersion as precondition, and answers the committed value and the one before', async () => {
-    const client = scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
-    const svc = new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep);
-    assert.deepEqual(await svc.set('ns', 'web', 4), { deployment: 'web', namespace: 'ns', replicas: 4, previousReplicas: 1 });
-    assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT']);
-    assert.deepEqual(client.calls[1].body, { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'web', namespace: 'ns', resourceVersion: '10' }, spec: { replicas: 4 } });
+  it('writes the Scale in one call, without resourceVersion, with the cached uid as precondition, and answers the committed value', async () => {
+    const client = scriptedClient([(_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '10', 'uid-1')), noSleep);
+    assert.deepEqual(await svc.set('ns', 'web', 4), { view: { deployment: 'web', namespace: 'ns', replicas: 4 }, etag: '"11"', resourceVersion: '11', previousReplicas: 1 }, 'previousReplicas: what the cache held');
+    assert.deepEqual(client.calls.map((c) => c.method), ['PUT']);
+    assert.deepEqual(client.calls[0].body, { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'web', namespace: 'ns', uid: 'uid-1' }, spec: { replicas: 4 } });
   });
 
-  it('re-reads from the API server and retries on 409 Conflict', async () => {
-    const client = scriptedClient([scale(1, '10'), conflict, scale(2, '12'), conflict, scale(3, '14'), scale(5, '15')]);
+  it('writes also when the value is already set (the API server then changes nothing), and without uid when the cache has no such Deployment', async () => {
+    const client = scriptedClient([scale(4, '10')]);
+    const svc = new KubeReplicaService(client, cacheOf(undefined), noSleep);
+    const answer = await svc.set('ns', 'web', 4);
+    assert.equal(answer.view.replicas, 4);
+    assert.equal(answer.previousReplicas, undefined, 'unknown before: the audit event leaves replicas-before out');
+    assert.deepEqual(client.calls.map((c) => c.method), ['PUT']);
+    assert.deepEqual((client.calls[0].body as { metadata: object }).metadata, { name: 'web', namespace: 'ns' });
+  });
+
+  it('answers 409 without retrying when the uid precondition fails (deleted and recreated under the same name)', async () => {
+    const client = scriptedClient([() => { throw new KubeStatusError(409, 'Conflict', 'Operation cannot be fulfilled on deployments.apps "web": Precondition failed: UID in precondition: uid-1, UID in object meta: uid-2'); }]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(1, '10', 'uid-1')), noSleep);
+    await assert.rejects(svc.set('ns', 'web', 4), (e: ProblemError) => e.status === 409 && /deleted and recreated/.test(e.message));
+    assert.equal(client.calls.length, 1);
+  });
+
+  it('falls back to read-then-write with the resourceVersion read when the API server requires one (422), retrying 409 with a fresh read', async () => {
+    const requires = () => { throw new KubeStatusError(422, 'Invalid', 'Scale.autoscaling "web" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update'); };
+    const client = scriptedClient([requires, scale(1, '10'), conflict, scale(2, '12'), scale(5, '13')]);
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep);
-    assert.equal((await svc.set('ns', 'web', 5)).replicas, 5);
-    assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT', 'GET', 'PUT', 'GET', 'PUT']);
-    assert.equal((client.calls[5].body as { metadata: { resourceVersion: string } }).metadata.resourceVersion, '14');
-    assert.equal(svc.conflicts, 2);
+    assert.equal((await svc.set('ns', 'web', 5)).view.replicas, 5);
+    assert.deepEqual(client.calls.map((c) => c.method), ['PUT', 'GET', 'PUT', 'GET', 'PUT']);
+    assert.equal((client.calls[4].body as { metadata: { resourceVersion: string } }).metadata.resourceVersion, '12');
+    assert.equal(svc.conflicts, 1);
   });
 
   it('answers 409 only when every retry conflicted', async () => {
-    const script = [];
-    for (let i = 0; i < 3; i++) script.push(scale(1, String(i)), conflict);
-    const svc = new KubeReplicaService(scriptedClient(script), cacheOf(dep(1, '1')), { ...noSleep, retry: { steps: 3, initialMs: 1, factor: 2, maxMs: 4 } });
+    const svc = new KubeReplicaService(scriptedClient([conflict, conflict, conflict]), cacheOf(dep(1, '1')), { ...noSleep, retry: { steps: 3, initialMs: 1, factor: 2, maxMs: 4 } });
     await assert.rejects(svc.set('ns', 'web', 9), (e: ProblemError) => e.status === 409 && e.reason === 'Conflict' && /3 conflicting attempts/.test(e.message));
   });
 
   it('retries on the README schedule: 10 attempts, waits jittered up to 10 ms doubling to a 640 ms cap', async () => {
-    const script = [];
-    for (let i = 0; i < 10; i++) script.push(scale(1, String(i)), conflict);
     const waits: number[] = [];
-    const client = scriptedClient(script);
+    const client = scriptedClient(Array(10).fill(conflict));
     // random() = 1 gives the upper bound of each fully jittered wait (+1 ms so a wait is never 0).
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), { sleep: async (ms) => { waits.push(ms); }, random: () => 1 });
     await assert.rejects(svc.set('ns', 'web', 9), (e: ProblemError) => e.status === 409 && /10 conflicting attempts/.test(e.message));
-    assert.equal(client.calls.length, 20, '10 reads and 10 writes');
+    assert.equal(client.calls.length, 10, '10 writes, no reads');
     assert.deepEqual(waits, [11, 21, 41, 81, 161, 321, 641, 641, 641]);
     assert.deepEqual(DEFAULT_CONFLICT_RETRY, { steps: 10, initialMs: 10, factor: 2, maxMs: 640 });
     const low: number[] = [];
-    const again = new KubeReplicaService(scriptedClient([scale(1, '1'), conflict, scale(1, '2'), conflict, scale(1, '3'), scale(9, '4')]), cacheOf(dep(1, '1')), { sleep: async (ms) => { low.push(ms); }, random: () => 0 });
+    const again = new KubeReplicaService(scriptedClient([conflict, conflict, scale(9, '4')]), cacheOf(dep(1, '1')), { sleep: async (ms) => { low.push(ms); }, random: () => 0 });
     await again.set('ns', 'web', 9);
     assert.deepEqual(low, [1, 1], 'random() = 0 waits the 1 ms floor');
   });
 
   it('starts no further attempt when the client disconnects during a conflict backoff', async () => {
     const gone = new AbortController();
-    const client = scriptedClient([scale(1, '1'), conflict]);
+    const client = scriptedClient([conflict]);
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), { sleep: async () => { gone.abort(); }, random: () => 0.5 });
     await assert.rejects(svc.set('ns', 'web', 3, gone.signal), (e: ProblemError) => e.status === 408 && /not started/.test(e.message));
-    assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT'], 'no re-read, no second write');
+    assert.deepEqual(client.calls.map((c) => c.method), ['PUT'], 'no second write');
   });
 
   it('passes the client signal to each call, so an in-flight call is aborted too', async () => {
@@ -89,53 +103,47 @@ describe('KubeReplicaService.set', () => {
     assert.deepEqual(seen, [gone.signal]);
   });
 
-  it('scales to 0 when the API server omits spec.replicas (omitempty) from its Scale answers', async () => {
-    const client = scriptedClient([scale(2, '10'), () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' }, spec: {} })]);
+  it('scales to 0 when the API server omits spec.replicas (omitempty) from its Scale answer', async () => {
+    const client = scriptedClient([() => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' }, spec: {} })]);
     const svc = new KubeReplicaService(client, cacheOf(dep(2, '10')), noSleep);
-    assert.equal((await svc.set('ns', 'web', 0)).replicas, 0);
-    const already = scriptedClient([() => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' }, spec: {} })]);
-    assert.equal((await new KubeReplicaService(already, cacheOf(dep(0, '11')), noSleep).set('ns', 'web', 0)).replicas, 0);
-    assert.deepEqual(already.calls.map((c) => c.method), ['GET'], 'an omitted replicas is 0: nothing to write');
+    assert.equal((await svc.set('ns', 'web', 0)).view.replicas, 0);
   });
 
   it('bounds each call at 5 s, and at what is left of the 10 s budget near its end', async () => {
     let clock = 0;
     const timeouts: number[] = [];
-    const client = { request: async (method: string, _p: string, o: { timeoutMs: number; body?: { spec: { replicas: number } } }) => {
-      timeouts.push(o.timeoutMs);
-      clock += 7_000;
-      return method === 'GET' ? scale(0, '1')() : { metadata: { resourceVersion: '2' }, spec: o.body!.spec };
-    } } as unknown as KubeClient;
-    await new KubeReplicaService(client, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock }).set('ns', 'web', 1);
+    const client = scriptedClient([conflict, scale(1, '2')]);
+    const timed = { request: async (method: string, path: string, o: { timeoutMs: number }) => { timeouts.push(o.timeoutMs); clock += 7_000; return client.request(method, path, o); } } as unknown as KubeClient;
+    await new KubeReplicaService(timed, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock }).set('ns', 'web', 1);
     assert.deepEqual(timeouts, [5_000, 3_000]);
   });
 
   it('logs each conflict retry at info', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const logger = pino({ level: 'info' }, { write: (l: string) => { lines.push(JSON.parse(l)); } });
-    const svc = new KubeReplicaService(scriptedClient([scale(1, '1'), conflict, scale(1, '2'), scale(3, '3')]), cacheOf(dep(1, '1')), { ...noSleep, logger });
+    const svc = new KubeReplicaService(scriptedClient([conflict, scale(3, '3')]), cacheOf(dep(1, '1')), { ...noSleep, logger });
     await svc.set('ns', 'web', 3);
-    assert.deepEqual(lines.map((l) => [l.level, l.msg, l.namespace, l.deployment, l.attempt]), [[30, '409 Conflict on scale update; re-reading and retrying', 'ns', 'web', 1]]);
+    assert.deepEqual(lines.map((l) => [l.level, l.msg, l.namespace, l.deployment, l.attempt]), [[30, '409 Conflict on scale update; retrying', 'ns', 'web', 1]]);
   });
 
   it('lets the next queued write run once the one before it failed', async () => {
-    const client = scriptedClient([() => { throw new KubeStatusError(500, '', 'boom'); }, scale(1, '1'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '2' } })]);
+    const client = scriptedClient([() => { throw new KubeStatusError(500, '', 'boom'); }, (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '2' } })]);
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), noSleep);
     const [first, second] = await Promise.allSettled([svc.set('ns', 'web', 2), svc.set('ns', 'web', 3)]);
     assert.equal(first.status, 'rejected');
-    assert.deepEqual(second, { status: 'fulfilled', value: { deployment: 'web', namespace: 'ns', replicas: 3, previousReplicas: 1 } });
+    assert.deepEqual(second, { status: 'fulfilled', value: { view: { deployment: 'web', namespace: 'ns', replicas: 3 }, etag: '"2"', resourceVersion: '2', previousReplicas: 1 } });
   });
 
-  it('reads and writes the scale subresource of that Deployment, recording field manager k8s-api-proxy', async () => {
-    const client = scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
+  it('writes the scale subresource of that Deployment, recording field manager k8s-api-proxy', async () => {
+    const client = scriptedClient([(_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
     await new KubeReplicaService(client, cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 2);
-    assert.deepEqual(client.calls.map((c) => c.path), ['/apis/apps/v1/namespaces/ns/deployments/web/scale', '/apis/apps/v1/namespaces/ns/deployments/web/scale?fieldManager=k8s-api-proxy']);
+    assert.deepEqual(client.calls.map((c) => c.path), ['/apis/apps/v1/namespaces/ns/deployments/web/scale?fieldManager=k8s-api-proxy']);
   });
 
   it('gives up with 504 naming the Deployment and the 10 s bound once no time is left, without a call bounded at 0 ms', async () => {
     let clock = 0;
     const timeouts: number[] = [];
-    const client = { request: async (_m: string, _p: string, o: { timeoutMs: number }) => { timeouts.push(o.timeoutMs); clock = 10_000; return scale(0, '1')(); } } as unknown as KubeClient;
+    const client = { request: async (_m: string, _p: string, o: { timeoutMs: number }) => { timeouts.push(o.timeoutMs); clock = 10_000; return conflict(); } } as unknown as KubeClient;
     const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock });
     await assert.rejects(svc.set('ns', 'web', 1), (e: ProblemError) => e.status === 504 && e.message === 'gave up on deployment "web" in namespace "ns" after 10 s (API server slow or other writes queued ahead)');
     assert.deepEqual(timeouts, [5_000]);
@@ -144,22 +152,15 @@ describe('KubeReplicaService.set', () => {
   it('writes to different Deployments in parallel (one queue per Deployment)', async () => {
     let inFlight = 0;
     let maxInFlight = 0;
-    const client = { request: async (method: string, _p: string, o: { body?: { spec: { replicas: number } } } = {}) => {
+    const client = { request: async (_m: string, _p: string, o: { body?: { spec: { replicas: number } } } = {}) => {
       inFlight++; maxInFlight = Math.max(maxInFlight, inFlight);
       await new Promise((r) => setTimeout(r, 5));
       inFlight--;
-      return method === 'GET' ? scale(0, '1')() : { metadata: { resourceVersion: '2' }, spec: o.body!.spec };
+      return { metadata: { resourceVersion: '2' }, spec: o.body!.spec };
     } } as unknown as KubeClient;
     const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), noSleep);
     await Promise.all([svc.set('ns', 'a', 1), svc.set('ns', 'b', 1)]);
     assert.equal(maxInFlight, 2);
-  });
-
-  it('skips the write when the value is already set', async () => {
-    const client = scriptedClient([scale(4, '10')]);
-    const svc = new KubeReplicaService(client, cacheOf(dep(4, '10')), noSleep);
-    assert.equal((await svc.set('ns', 'web', 4)).replicas, 4);
-    assert.deepEqual(client.calls.map((c) => c.method), ['GET']);
   });
 
   it('starts nothing once the client has gone away', async () => {
@@ -177,16 +178,16 @@ describe('KubeReplicaService.set', () => {
       calls: 0,
       request: async (method: string) => {
         client.calls++;
-        clock += 6_000; // each call takes 6 s of (fake) time
+        clock += 11_000; // each call takes 11 s of (fake) time
         return method === 'GET' ? scale(0, '1')() : { metadata: { resourceVersion: '2' }, spec: { replicas: 1 } };
       },
     };
     const svc = new KubeReplicaService(client as unknown as KubeClient, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock });
     const first = svc.set('ns', 'web', 1);
     const second = svc.set('ns', 'web', 2);
-    assert.equal((await first).replicas, 1, 'the first write finishes at t=12 s (its PUT started within budget)');
+    assert.equal((await first).view.replicas, 1, 'the first write finishes at t=11 s (its PUT started within budget)');
     await assert.rejects(second, (e: ProblemError) => e.status === 504 && /gave up/.test(e.message));
-    assert.equal(client.calls, 2, 'the queued write never reached the API server');
+    assert.equal(client.calls, 1, 'the queued write never reached the API server');
   });
 
   it('queues writes to the same Deployment so they do not conflict with each other', async () => {
@@ -217,7 +218,7 @@ describe('KubeReplicaService.set', () => {
       },
     };
     const svc = new KubeReplicaService(client as unknown as KubeClient, cacheOf(dep(0, '1')), { ...noSleep, maxQueuedWrites: 10 });
-    const settled = Array.from({ length: 30 }, (_, i) => svc.set('ns', 'web', i + 1).then((v) => v.replicas, (e: ProblemError) => e));
+    const settled = Array.from({ length: 30 }, (_, i) => svc.set('ns', 'web', i + 1).then((v) => v.view.replicas, (e: ProblemError) => e));
     // Every write past the 10th is refused before the first one has even finished.
     const refused = await Promise.race([Promise.all(settled.slice(10)), new Promise((r) => setTimeout(() => r('waited'), 1_000))]);
     assert.notEqual(refused, 'waited', 'refusals do not wait for the queue');
@@ -230,8 +231,8 @@ describe('KubeReplicaService.set', () => {
     const other = svc.set('ns', 'api', 3);
     release();
     assert.deepEqual(await Promise.all(settled.slice(0, 10)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    assert.equal((await other).replicas, 3);
-    assert.equal((await svc.set('ns', 'web', 42)).replicas, 42, 'the queue admits again once it has drained');
+    assert.equal((await other).view.replicas, 3);
+    assert.equal((await svc.set('ns', 'web', 42)).view.replicas, 42, 'the queue admits again once it has drained');
   });
 });
 
@@ -243,28 +244,85 @@ describe('KubeReplicaService.get', () => {
   it('answers its own last write while the cache is still behind it (read your writes), then the cache', async () => {
     let cached = dep(1, '10');
     const cache: CacheReader<CachedDeployment> = { get: () => cached, list: () => [cached], hasSynced: () => true };
-    const client = scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
+    const client = scriptedClient([(_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]);
     const svc = new KubeReplicaService(client, cache, noSleep);
     await svc.set('ns', 'web', 4);
-    assert.equal(svc.get('ns', 'web').replicas, 4, 'the watch has not delivered RV 11 yet');
+    assert.equal(svc.get('ns', 'web').view.replicas, 4, 'the watch has not delivered RV 11 yet');
     cached = dep(6, '12'); // another writer, seen by the watch after ours
-    assert.equal(svc.get('ns', 'web').replicas, 6);
+    assert.equal(svc.get('ns', 'web').view.replicas, 6);
   });
   it('forgets its own write once the Deployment is gone from the cache', async () => {
     let cached: CachedDeployment | undefined = dep(1, '10');
     const cache: CacheReader<CachedDeployment> = { get: () => cached, list: () => [], hasSynced: () => true };
-    const svc = new KubeReplicaService(scriptedClient([scale(1, '10'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]), cache, noSleep);
+    const svc = new KubeReplicaService(scriptedClient([(_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } })]), cache, noSleep);
     await svc.set('ns', 'web', 4);
     assert.equal(svc.overlay.size, 1);
     cached = undefined;
     assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 404 && e.message === 'deployment "web" not found in namespace "ns"');
     assert.equal(svc.overlay.size, 0);
     cached = dep(2, '5'); // re-created: a new object, whose resourceVersion may be lower than the old write
-    assert.equal(svc.get('ns', 'web').replicas, 2);
+    assert.equal(svc.get('ns', 'web').view.replicas, 2);
   });
   it('answers 404 for a Deployment the cache does not hold', () => {
     const svc = new KubeReplicaService(scriptedClient([]), cacheOf(undefined));
     assert.throws(() => svc.get('ns', 'web'), (e: ProblemError) => e.status === 404);
+  });
+});
+
+describe('KubeReplicaService.read with minResourceVersion (read-your-writes across replicas)', () => {
+  /** A cache at resourceVersion `rv` that reaches `reaches` (if given) while a reader waits. */
+  function behindCache(cached: CachedDeployment, rv: string, reaches?: { rv: string; replicas: number }) {
+    let current = rv;
+    let obj = cached;
+    return {
+      get: () => obj, list: () => [obj], hasSynced: () => true, resourceVersion: () => current,
+      waitForResourceVersion: async (want: string) => {
+        if (!reaches || !rvAtLeast(reaches.rv, want)) return false;
+        current = reaches.rv;
+        obj = dep(reaches.replicas, reaches.rv);
+        return true;
+      },
+    };
+  }
+  const listOf = (replicas: number, rv: string, listRv: string) => () => ({ metadata: { resourceVersion: listRv }, items: [{ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv }, spec: { replicas } }] });
+
+  it('answers from the cache at once when it is already that new', async () => {
+    const client = scriptedClient([]);
+    const svc = new KubeReplicaService(client, behindCache(dep(3, '10'), '20'));
+    assert.deepEqual(await svc.read('ns', 'web', { minResourceVersion: '15' }), { view: { deployment: 'web', namespace: 'ns', replicas: 3 }, etag: '"10"', resourceVersion: '20' });
+    assert.equal(client.calls.length, 0);
+  });
+
+  it('waits for the watch to deliver the asked resourceVersion, then answers from the cache', async () => {
+    const client = scriptedClient([]);
+    const svc = new KubeReplicaService(client, behindCache(dep(3, '10'), '10', { rv: '30', replicas: 7 }));
+    const a = await svc.read('ns', 'web', { minResourceVersion: '30' });
+    assert.deepEqual([a.view.replicas, a.resourceVersion], [7, '30']);
+    assert.equal(client.calls.length, 0);
+    assert.equal(svc.readThroughs, 0);
+  });
+
+  it('reads through from the API server (a consistent list narrowed to the name) when the cache stays behind', async () => {
+    const client = scriptedClient([listOf(7, '30', '31')]);
+    const svc = new KubeReplicaService(client, behindCache(dep(3, '10'), '10'), { consistencyWaitMs: 5 });
+    assert.deepEqual(await svc.read('ns', 'web', { minResourceVersion: '30' }), { view: { deployment: 'web', namespace: 'ns', replicas: 7 }, etag: '"30"', resourceVersion: '31' });
+    assert.deepEqual(client.calls.map((c) => c.method), ['GET']);
+    assert.equal(svc.readThroughs, 1);
+  });
+
+  it('answers this proxy\'s own newer write without waiting', async () => {
+    const client = scriptedClient([() => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '40' }, spec: { replicas: 8 } })]);
+    const svc = new KubeReplicaService(client, behindCache(dep(3, '10'), '10'));
+    await svc.set('ns', 'web', 8);
+    const a = await svc.read('ns', 'web', { minResourceVersion: '40' });
+    assert.deepEqual([a.view.replicas, a.etag, a.resourceVersion], [8, '"40"', '40']);
+    assert.equal(client.calls.length, 1, 'no read-through');
+  });
+
+  it('maps a failed read-through to 503, not 404 or 504', async () => {
+    const client = scriptedClient([() => { throw new KubeUnreachableError('x', Object.assign(new Error('x'), { code: 'ECONNREFUSED' })); }]);
+    const svc = new KubeReplicaService(client, behindCache(dep(3, '10'), '10'), { consistencyWaitMs: 1 });
+    await assert.rejects(svc.read('ns', 'web', { minResourceVersion: '30' }), (e: ProblemError) => e.status === 503);
   });
 });
 
@@ -328,23 +386,24 @@ describe('KubeReplicaService.set: the write names the object (uid precondition)'
   const withUid = (uid: string): CachedDeployment => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '10', uid }, spec: { replicas: 1 } } as CachedDeployment);
   const scaleOf = (uid: string, replicas = 1, rv = '10') => () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: rv, uid }, spec: { replicas } });
 
-  it('sends the uid the request was resolved against with the resourceVersion', async () => {
-    const client = scriptedClient([scaleOf('u1'), (_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11', uid: 'u1' } })]);
+  it('sends the uid the request was resolved against, and no resourceVersion, in its one call', async () => {
+    const client = scriptedClient([(_m, body) => ({ ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11', uid: 'u1' } })]);
     await new KubeReplicaService(client, cacheOf(withUid('u1')), noSleep).set('ns', 'web', 4);
-    assert.deepEqual((client.calls[1].body as { metadata: unknown }).metadata, { name: 'web', namespace: 'ns', resourceVersion: '10', uid: 'u1' });
+    assert.deepEqual((client.calls[0].body as { metadata: unknown }).metadata, { name: 'web', namespace: 'ns', uid: 'u1' });
   });
 
-  it('answers 409 without writing when the API server holds another object of that name', async () => {
-    const client = scriptedClient([scaleOf('u2')]);
+  it('answers 409 when the API server holds another object of that name (its uid precondition failed, nothing written)', async () => {
+    const client = scriptedClient([() => { throw new KubeStatusError(409, 'Conflict', 'Operation cannot be fulfilled on deployments.apps "web": Precondition failed: UID in precondition: u1, UID in object meta: u2'); }]);
     await assert.rejects(new KubeReplicaService(client, cacheOf(withUid('u1')), noSleep).set('ns', 'web', 4),
       (e: ProblemError) => e.status === 409 && /deleted and recreated/.test(e.message));
-    assert.deepEqual(client.calls.map((c) => c.method), ['GET']);
+    assert.deepEqual(client.calls.map((c) => c.method), ['PUT']);
   });
 
-  it('keeps the first read uid across conflict retries when the cache did not know the object', async () => {
-    const client = scriptedClient([scaleOf('u1'), conflict, scaleOf('u2', 1, '12')]);
-    await assert.rejects(new KubeReplicaService(client, cacheOf(undefined), noSleep).set('ns', 'web', 4), (e: ProblemError) => e.status === 409);
-    assert.deepEqual(client.calls.map((c) => c.method), ['GET', 'PUT', 'GET']);
+  it('on the read-first fallback, keeps the first read uid across conflict retries when the cache did not know the object', async () => {
+    const requires = () => { throw new KubeStatusError(422, 'Invalid', 'metadata.resourceVersion: Invalid value: 0x0: must be specified for an update'); };
+    const client = scriptedClient([requires, scaleOf('u1'), conflict, scaleOf('u2', 1, '12')]);
+    await assert.rejects(new KubeReplicaService(client, cacheOf(undefined), noSleep).set('ns', 'web', 4), (e: ProblemError) => e.status === 409 && /deleted and recreated/.test(e.message));
+    assert.deepEqual(client.calls.map((c) => c.method), ['PUT', 'GET', 'PUT', 'GET']);
   });
 });
 
@@ -363,7 +422,7 @@ describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
   it('admission (the authorizer allows the verb): 403 Forbidden with the API server\'s message, without the proxy\'s identity', async () => {
     const msg = 'deployments.apps "web" is forbidden: ValidatingAdmissionPolicy \'cap\' with binding \'cap\' denied request: at most 5 (asked by system:serviceaccount:p:proxy)';
     const a = access(true);
-    await assert.rejects(new KubeReplicaService(scriptedClient([scale(1, '10'), forbidden(msg)]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7), (e: ProblemError) => {
+    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden(msg)]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7), (e: ProblemError) => {
       assert.equal(e.status, 403);
       assert.equal(e.reason, 'Forbidden');
       assert.match(e.message, /ValidatingAdmissionPolicy 'cap' with binding 'cap' denied request: at most 5 \(asked by <proxy>\)/);
@@ -376,13 +435,13 @@ describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
 
   it('RBAC (the authorizer denies the verb): 502 naming the verb, and the access check is refreshed', async () => {
     const a = access(false);
-    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('User "system:serviceaccount:p:proxy" cannot get resource "deployments/scale"')]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7),
-      (e: ProblemError) => e.status === 502 && /RBAC role does not allow get on deployments\/scale/.test(e.message) && !/system:serviceaccount/.test(e.message));
+    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('User "system:serviceaccount:p:proxy" cannot update resource "deployments/scale"')]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7),
+      (e: ProblemError) => e.status === 502 && /RBAC role does not allow update on deployments\/scale/.test(e.message) && !/system:serviceaccount/.test(e.message));
     assert.equal(a.seen.invalidated, 1);
   });
 
   it('undecidable (the review itself fails): 502, the safe side for a client that retries', async () => {
-    await assert.rejects(new KubeReplicaService(scriptedClient([scale(1, '10'), forbidden('x')]), cacheOf(dep(1, '10')), { ...noSleep, access: access(new Error('down')) }).set('ns', 'web', 7),
+    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('x')]), cacheOf(dep(1, '10')), { ...noSleep, access: access(new Error('down')) }).set('ns', 'web', 7),
       (e: ProblemError) => e.status === 502 && /HTTP 403 Forbidden/.test(e.message));
   });
 
@@ -394,7 +453,7 @@ describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
 
   it('422 from the API server: its message and field causes reach the client', async () => {
     const invalid = () => { throw new KubeStatusError(422, 'Invalid', 'x', { message: 'Scale.autoscaling "web" is invalid', causes: [{ field: 'spec.replicas', message: 'must be <= 5' }] }); };
-    await assert.rejects(new KubeReplicaService(scriptedClient([scale(1, '10'), invalid]), cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 7),
+    await assert.rejects(new KubeReplicaService(scriptedClient([invalid]), cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 7),
       (e: ProblemError) => e.status === 422 && e.message === 'the API server refused the change to deployment "web" in namespace "ns": Scale.autoscaling "web" is invalid (spec.replicas: must be <= 5)');
   });
 });

@@ -6,6 +6,7 @@ import type { InjectOptions } from 'fastify';
 import { buildServer, buildHealthServer } from '../../src/server.js';
 import { SAFE_REQUEST_ID } from '../../src/http/request-id.js';
 import { OPEN_ACCESS } from '../helpers/open-access.js';
+import { listsOf } from '../helpers/stand-ins.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -15,8 +16,8 @@ function app(set: () => Promise<never> = async () => { throw new TypeError('boom
   const sink = new Writable({ write(chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
   const server = buildServer({
     ...OPEN_ACCESS,
-    deployments: { get: () => undefined, list: () => [], hasSynced: () => true },
-    replicas: { get: () => { throw new Error('unused'); }, set },
+    lists: listsOf(),
+    replicas: { get: () => { throw new Error('unused'); }, read: () => { throw new Error('unused'); }, set },
     apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) }, logger: pino({ level: 'info' }, sink),
   });
   return { server, lines };

@@ -10,12 +10,12 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildServer, buildHealthServer } from '../../src/server.js';
-import type { CacheReader } from '../../src/kube/object-store.js';
-import type { CachedDeployment } from '../../src/kube/deployments.js';
+import type { DeploymentLists } from '../../src/views/deployment-lists.js';
 import type { ReplicaService } from '../../src/kube/replicas.js';
 import { ProblemError } from '../../src/errors.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { OPEN_ACCESS } from '../helpers/open-access.js';
+import { listsOf, replicasAnswer as answer } from '../helpers/stand-ins.js';
 
 type Line = Record<string, unknown> & { level: number; msg: string };
 const LEVEL = { debug: 20, info: 30, warn: 40, error: 50 } as const;
@@ -26,11 +26,7 @@ function capture(): { logger: pino.Logger; lines: Line[] } {
   return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
-const cache: CacheReader<CachedDeployment> = {
-  get: () => ({ metadata: { name: 'web', namespace: 'ns' }, spec: { replicas: 2 } } as CachedDeployment),
-  list: () => [],
-  hasSynced: () => true,
-};
+const lists: DeploymentLists = listsOf();
 
 /** Sends raw bytes, returns what came back (until the server closes or `waitMs`). */
 function raw(port: number, bytes: string, waitMs = 2_000): Promise<string> {
@@ -57,8 +53,8 @@ describe('request log: exactly one line per request', () => {
 
   async function start(set: ReplicaService['set'], health: () => Promise<{ ok: true } | { ok: false; message: string; cause?: string }> = async () => ({ ok: true })) {
     const { logger, lines } = capture();
-    const replicas: ReplicaService = { get: (namespace, deployment) => ({ namespace, deployment, replicas: 2 }), set };
-    app = buildServer({ deployments: cache, replicas, logger, apiHealth: health, readiness: { check: () => ({ ready: true }) }, ...OPEN_ACCESS });
+    const replicas: ReplicaService = { get: (namespace, deployment) => answer(namespace, deployment, 2), read: async (namespace, deployment) => answer(namespace, deployment, 2), set };
+    app = buildServer({ lists, replicas, logger, apiHealth: health, readiness: { check: () => ({ ready: true }) }, ...OPEN_ACCESS });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const port = (app.server.address() as net.AddressInfo).port;
     const requests = (path: string) => lines.filter((l) => l.msg === 'request' && l.path === path);
@@ -70,7 +66,7 @@ describe('request log: exactly one line per request', () => {
   const put = (path: string, body: string) => `PUT ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 
   it('logs a served request once, at info, with status and duration', async () => {
-    const { port, linesOf } = await start(async (namespace, deployment, n) => ({ namespace, deployment, replicas: n, previousReplicas: 2 }));
+    const { port, linesOf } = await start(async (namespace, deployment, n) => answer(namespace, deployment, n));
     await raw(port, 'GET /deployments/ns/web/replicas HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     const [line, ...more] = await linesOf('/deployments/ns/web/replicas');
     assert.equal(more.length, 0);
@@ -83,7 +79,7 @@ describe('request log: exactly one line per request', () => {
 
   it('logs a PUT the client abandons while the write is still running once, as aborted, and nothing when the write ends', async () => {
     let finish!: () => void;
-    const { port, requests, linesOf } = await start((namespace, deployment, n) => new Promise((resolve) => { finish = () => resolve({ namespace, deployment, replicas: n, previousReplicas: 2 }); }));
+    const { port, requests, linesOf } = await start((namespace, deployment, n) => new Promise((resolve) => { finish = () => resolve(answer(namespace, deployment, n)); }));
     await abandon(port, put('/deployments/ns/web/replicas', '{"replicas":3}'), 200);
     const lines = await linesOf('/deployments/ns/web/replicas');
     assert.equal(lines[0]!.status, 'aborted');
@@ -94,7 +90,7 @@ describe('request log: exactly one line per request', () => {
   });
 
   it('logs an aborted /healthz check once, as aborted', async () => {
-    const { port, requests, linesOf } = await start(async (namespace, deployment, n) => ({ namespace, deployment, replicas: n, previousReplicas: 2 }), () => sleep(1_000).then(() => ({ ok: true as const })));
+    const { port, requests, linesOf } = await start(async (namespace, deployment, n) => answer(namespace, deployment, n), () => sleep(1_000).then(() => ({ ok: true as const })));
     await abandon(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 100);
     const lines = await linesOf('/healthz');
     await sleep(1_200);
@@ -115,7 +111,7 @@ describe('request log: exactly one line per request', () => {
   });
 
   it('logs an unhealthy /healthz at warn with its cause', async () => {
-    const { port, linesOf } = await start(async (namespace, deployment, n) => ({ namespace, deployment, replicas: n, previousReplicas: 2 }), async () => ({ ok: false, message: 'API server not ready (HTTP 500): etcd', cause: 'GET /readyz: HTTP 500' }));
+    const { port, linesOf } = await start(async (namespace, deployment, n) => answer(namespace, deployment, n), async () => ({ ok: false, message: 'API server not ready (HTTP 500): etcd', cause: 'GET /readyz: HTTP 500' }));
     await raw(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     const [line] = await linesOf('/healthz');
     assert.equal(line!.level, LEVEL.warn);
@@ -124,7 +120,7 @@ describe('request log: exactly one line per request', () => {
   });
 
   it('logs malformed HTTP at warn: HTTP/1.1 without Host, a malformed URL, an over-long segment', async () => {
-    const { port, lines } = await start(async (namespace, deployment, n) => ({ namespace, deployment, replicas: n, previousReplicas: 2 }));
+    const { port, lines } = await start(async (namespace, deployment, n) => answer(namespace, deployment, n));
     const noHost = await raw(port, 'GET /deployments HTTP/1.1\r\nConnection: close\r\n\r\n');
     assert.match(noHost, /^HTTP\/1\.1 400/);
     const badUrl = await raw(port, 'GET /deployments/%zz/replicas HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
@@ -139,7 +135,7 @@ describe('request log: exactly one line per request', () => {
   });
 
   it('leaves a bounded number of lines plus a count for a flood of 1,000 malformed requests', async () => {
-    const { port, lines } = await start(async (namespace, deployment, n) => ({ namespace, deployment, replicas: n, previousReplicas: 2 }));
+    const { port, lines } = await start(async (namespace, deployment, n) => answer(namespace, deployment, n));
     for (let batch = 0; batch < 10; batch++) {
       await Promise.all(Array.from({ length: 100 }, (_, i) => raw(port, `GET /deployments/%zz${batch}-${i}/replicas HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)));
     }

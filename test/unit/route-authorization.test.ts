@@ -4,7 +4,6 @@ import https from 'node:https';
 import { pino } from 'pino';
 import { buildServer } from '../../src/server.js';
 import { serverTlsOptions } from '../../src/tls/server-tls.js';
-import type { CacheReader } from '../../src/kube/object-store.js';
 import type { CachedDeployment } from '../../src/kube/deployments.js';
 import type { ReplicaService } from '../../src/kube/replicas.js';
 import { AuthorizerUnavailableError, type Authorizer, type ResourceAttributes, type UserInfo } from '../../src/authz/authorizer.js';
@@ -14,6 +13,7 @@ import { createCa, issueCert } from '../../hack/certs.js';
 import { readFileSync } from 'node:fs';
 import type { RateLimits } from '../../src/http/rate-limit.js';
 import { X509Certificate } from 'node:crypto';
+import { listsOf, replicasAnswer } from '../helpers/stand-ins.js';
 
 const d = (namespace: string, name: string): CachedDeployment => ({ metadata: { name, namespace }, spec: { replicas: 1 } } as CachedDeployment);
 const ITEMS = [d('a', 'web'), d('a', 'api'), d('b', 'db'), d('c', 'x')];
@@ -35,17 +35,13 @@ function double(rule: (a: ResourceAttributes, u: UserInfo) => boolean | 'down'):
 function app(authorizer: Authorizer, opts: { tls?: CertFixture; rateLimits?: RateLimits } = {}) {
   const events: AuditEvent[] = [];
   const writes: number[] = [];
-  const cache: CacheReader<CachedDeployment> = {
-    get: (ns, name) => ITEMS.find((i) => i.metadata.namespace === ns && i.metadata.name === name),
-    list: (ns) => ITEMS.filter((i) => ns === undefined || i.metadata.namespace === ns),
-    hasSynced: () => true,
-  };
   const replicas: ReplicaService = {
-    get: (namespace, deployment) => ({ namespace, deployment, replicas: 1 }),
-    set: async (namespace, deployment, n) => { writes.push(n); return { namespace, deployment, replicas: n, previousReplicas: 1 }; },
+    get: (namespace, deployment) => replicasAnswer(namespace, deployment, 1),
+    read: async (namespace, deployment) => replicasAnswer(namespace, deployment, 1),
+    set: async (namespace, deployment, n) => { writes.push(n); return replicasAnswer(namespace, deployment, n, 1); },
   };
   const server = buildServer({
-    deployments: cache, replicas, logger: pino({ level: 'silent' }), authorizer,
+    lists: listsOf(ITEMS), replicas, logger: pino({ level: 'silent' }), authorizer,
     apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) },
     audit: { write: (e) => { events.push(e); }, close: async () => undefined },
   }, {

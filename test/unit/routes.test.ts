@@ -3,14 +3,15 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { pino } from 'pino';
 import { buildServer, buildHealthServer } from '../../src/server.js';
-import type { CacheReader } from '../../src/kube/object-store.js';
+import { ObjectStore } from '../../src/kube/object-store.js';
 import type { CachedDeployment } from '../../src/kube/deployments.js';
 import type { ReplicaService } from '../../src/kube/replicas.js';
+import { CachedDeploymentLists } from '../../src/views/deployment-lists.js';
 import type { Readiness } from '../../src/routes/health.js';
 import { ProblemError, notFound } from '../../src/errors.js';
 import { OPEN_ACCESS } from '../helpers/open-access.js';
 
-const d = (namespace: string, name: string, replicas = 1): CachedDeployment => ({ metadata: { name, namespace }, spec: { replicas } } as CachedDeployment);
+const d = (namespace: string, name: string, replicas = 1): CachedDeployment => ({ metadata: { name, namespace, resourceVersion: '7' }, spec: { replicas }, status: {} });
 
 /**
  * The HTTP app over an in-memory cluster: the cache and the replica service share `items`,
@@ -20,30 +21,37 @@ const d = (namespace: string, name: string, replicas = 1): CachedDeployment => (
 function app(opts: { items?: CachedDeployment[]; synced?: boolean; set?: ReplicaService['set']; health?: boolean; ready?: Readiness } = {}) {
   const items = opts.items ?? [];
   const find = (ns: string, name: string) => items.find((i) => i.metadata.namespace === ns && i.metadata.name === name);
-  const cache: CacheReader<CachedDeployment> = {
-    get: find,
-    list: (ns) => items.filter((i) => ns === undefined || i.metadata.namespace === ns),
-    hasSynced: () => opts.synced ?? true,
+  const store = new ObjectStore<CachedDeployment>();
+  // The store freezes what it holds; the service stand-in changes its own copies.
+  store.replace(items.map((i) => structuredClone(i)));
+  const cache = {
+    index: store, hasSynced: () => opts.synced ?? true, resourceVersion: () => '42',
+    waitForResourceVersion: async () => false,
   };
+  const lists = new CachedDeploymentLists(cache, async () => ({ items: [], resourceVersion: '43' }), { consistencyWaitMs: 0 });
+  const answer = (namespace: string, deployment: string, replicas: number, previousReplicas = replicas) =>
+    ({ view: { namespace, deployment, replicas }, etag: '"7"', resourceVersion: '42', previousReplicas });
   const calls: Array<{ op: 'get' | 'set'; namespace: string; deployment: string; replicas?: number }> = [];
+  const get = (namespace: string, deployment: string) => {
+    calls.push({ op: 'get', namespace, deployment });
+    const x = find(namespace, deployment);
+    if (!x) throw notFound(`deployment "${deployment}" not found in namespace "${namespace}"`);
+    return answer(namespace, deployment, x.spec.replicas!);
+  };
   const replicas: ReplicaService = {
-    get: (namespace, deployment) => {
-      calls.push({ op: 'get', namespace, deployment });
-      const x = find(namespace, deployment);
-      if (!x) throw notFound(`deployment "${deployment}" not found in namespace "${namespace}"`);
-      return { namespace, deployment, replicas: x.spec!.replicas! };
-    },
+    get,
+    read: async (namespace, deployment) => get(namespace, deployment),
     set: opts.set ?? (async (namespace, deployment, n) => {
       calls.push({ op: 'set', namespace, deployment, replicas: n });
       const x = find(namespace, deployment);
       if (!x) throw notFound(`deployment "${deployment}" not found in namespace "${namespace}"`);
-      const previousReplicas = x.spec!.replicas!;
-      (x.spec as { replicas: number }).replicas = n;
-      return { namespace, deployment, replicas: n, previousReplicas };
+      const previousReplicas = x.spec.replicas!;
+      x.spec.replicas = n;
+      return answer(namespace, deployment, n, previousReplicas);
     }),
   };
   const server = buildServer({
-    deployments: cache, replicas, logger: pino({ level: 'silent' }),
+    lists, replicas, logger: pino({ level: 'silent' }),
     apiHealth: async () => (opts.health === false ? { ok: false, message: 'API server unreachable (ECONNREFUSED)' } : { ok: true }),
     readiness: opts.ready ?? { check: () => ({ ready: true }) },
     ...OPEN_ACCESS,
@@ -59,6 +67,47 @@ describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
   it('sorts the list by namespace, then name (byte order)', async () => {
     const r = await app({ items: [d('b', 'x'), d('a', 'z'), d('a', 'B'), d('a', 'a')] }).inject('/deployments');
     assert.deepEqual(r.json(), [{ name: 'B', namespace: 'a' }, { name: 'a', namespace: 'a' }, { name: 'z', namespace: 'a' }, { name: 'x', namespace: 'b' }]);
+  });
+
+  it('sends ETag and Resource-Version with every list and replicas answer, and 304 for a matching If-None-Match', async () => {
+    const a = app({ items: [d('a', 'x'), d('b', 'y')] });
+    for (const url of ['/deployments', '/deployments?namespace=a', '/deployments/a/x/replicas']) {
+      const first = await a.inject(url);
+      assert.equal(first.statusCode, 200, url);
+      assert.match(String(first.headers.etag), /^"[^"]+"$/, url);
+      assert.equal(first.headers['resource-version'], '42', url);
+      for (const inm of [String(first.headers.etag), `W/${first.headers.etag}`, `"other", ${first.headers.etag}`, '*']) {
+        const again = await a.inject({ url, headers: { 'if-none-match': inm } });
+        assert.equal(again.statusCode, 304, `${url} If-None-Match: ${inm}`);
+        assert.equal(again.body, '');
+        assert.equal(again.headers.etag, first.headers.etag);
+      }
+      assert.equal((await a.inject({ url, headers: { 'if-none-match': '"stale"' } })).statusCode, 200);
+    }
+    assert.equal((await a.inject('/deployments')).headers['content-type'], 'application/json; charset=utf-8');
+  });
+
+  it('pages /deployments with limit and continue, and keeps the plain array without them', async () => {
+    const a = app({ items: [d('a', 'x'), d('a', 'y'), d('b', 'z')] });
+    const p1 = (await a.inject('/deployments?limit=2')).json();
+    assert.deepEqual(p1.items, [{ name: 'x', namespace: 'a' }, { name: 'y', namespace: 'a' }]);
+    assert.equal(p1.metadata.remainingItemCount, 1);
+    const p2 = (await a.inject(`/deployments?limit=2&continue=${encodeURIComponent(p1.metadata.continue)}`)).json();
+    assert.deepEqual(p2, { metadata: {}, items: [{ name: 'z', namespace: 'b' }] });
+    assert.ok(Array.isArray((await a.inject('/deployments')).json()));
+  });
+
+  it('refuses malformed paging and consistency parameters with 400', async () => {
+    const a = app({ items: [d('a', 'x')] });
+    for (const url of ['/deployments?limit=0', '/deployments?limit=-1', '/deployments?limit=1.5', '/deployments?limit=abc', '/deployments?limit=1&limit=2',
+      '/deployments?limit=100001', '/deployments?continue=', '/deployments?continue=garbage', '/deployments?minResourceVersion=abc',
+      '/deployments/a/x/replicas?minResourceVersion=-1', '/deployments?minResourceVersion=1&minResourceVersion=2']) {
+      const r = await a.inject(url);
+      assert.equal(r.statusCode, 400, url);
+      assert.equal(r.json().reason, 'BadRequest', url);
+    }
+    const r = await a.inject({ url: '/deployments?minResourceVersion=5', headers: { 'min-resource-version': '6' } });
+    assert.equal(r.statusCode, 400, 'query and header disagree');
   });
 
   it('answers 503 with Retry-After on cache-backed reads before the first list', async () => {
@@ -85,7 +134,7 @@ describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
     for (const [token, detail] of refused) {
       it(`refuses {"replicas": ${token}} with 422 naming body.replicas, before the service is asked`, async () => {
         let called = false;
-        const r = await app({ set: async (namespace, deployment, n) => { called = true; return { namespace, deployment, replicas: n, previousReplicas: 1 }; } })
+        const r = await app({ set: async (namespace, deployment, n) => { called = true; return { view: { namespace, deployment, replicas: n }, etag: '"1"', resourceVersion: '1', previousReplicas: 1 }; } })
           .inject({ method: 'PUT', url: '/deployments/ns/web/replicas', headers: { 'content-type': 'application/json' }, payload: `{"replicas": ${token}}` });
         assert.equal(r.statusCode, 422, r.body);
         assert.equal(r.json().reason, 'Invalid');

@@ -17,6 +17,9 @@ import { fakeApiServer, json, deployment, type FakeApiServer } from '../helpers/
 import { waitFor } from '../helpers/wait.js';
 import { OPEN_ACCESS } from '../helpers/open-access.js';
 import type { Authorizer } from '../../src/authz/authorizer.js';
+import { listsOf, replicasAnswer } from '../helpers/stand-ins.js';
+
+const UNUSED_REPLICAS = { get: () => { throw new Error('unused'); }, read: async () => { throw new Error('unused'); }, set: async () => { throw new Error('unused'); } };
 
 const annotated = (annotations: Record<string, string>) => ({ metadata: { name: 'web', namespace: 'shop', annotations } });
 
@@ -206,10 +209,11 @@ describe('scale extension routes (Fastify inject over in-memory caches)', () => 
     const autoscalers: CacheReader<CachedHpa> = { get: () => undefined, list: (ns) => hpas.filter((h) => h.metadata.namespace === ns), hasSynced: () => true };
     const app = buildServer({
       ...OPEN_ACCESS,
-      deployments, logger: pino({ level: 'silent' }),
+      lists: listsOf(items), logger: pino({ level: 'silent' }),
       replicas: {
-        get: (namespace, deployment) => ({ namespace, deployment, replicas: 1 }),
-        set: async (namespace, deployment, n) => { writes.push(n); return { namespace, deployment, replicas: n, previousReplicas: 1 }; },
+        get: (namespace, deployment) => replicasAnswer(namespace, deployment, 1),
+        read: async (namespace, deployment) => replicasAnswer(namespace, deployment, 1),
+        set: async (namespace, deployment, n) => { writes.push(n); return replicasAnswer(namespace, deployment, n, 1); },
       },
       apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) },
       scale: { deployments, autoscalers, guardrails: new GuardrailPolicy(100) },
@@ -339,8 +343,8 @@ describe('change stream (SSE) over real loopback sockets', () => {
   async function listen(src: ReturnType<typeof source>, stream: ChangeStream, maxBufferedBytes: number, keepAliveMs = 60_000) {
     const app = buildServer({
       ...OPEN_ACCESS,
-      deployments: src, logger: capture,
-      replicas: { get: () => { throw new Error('unused'); }, set: async () => { throw new Error('unused'); } },
+      lists: listsOf(src.list()), logger: capture,
+      replicas: UNUSED_REPLICAS,
       apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) },
       watch: { stream, deployments: src, maxBufferedBytes, keepAliveMs },
     });
@@ -366,8 +370,8 @@ describe('change stream (SSE) over real loopback sockets', () => {
     const onlyA: Authorizer = { authorize: async (_u, a) => ({ allowed: a.namespace === 'a', reason: 'test' }) };
     const app = buildServer({
       ...OPEN_ACCESS, authorizer: onlyA,
-      deployments: src, logger: capture,
-      replicas: { get: () => { throw new Error('unused'); }, set: async () => { throw new Error('unused'); } },
+      lists: listsOf(src.list()), logger: capture,
+      replicas: UNUSED_REPLICAS,
       apiHealth: async () => ({ ok: true }), readiness: { check: () => ({ ready: true }) },
       watch: { stream, deployments: src, maxBufferedBytes: 1 << 20, keepAliveMs: 60_000 },
       scale: { deployments: src, autoscalers: { get: () => undefined, list: () => [], hasSynced: () => true }, guardrails: new GuardrailPolicy(0) },
