@@ -7,6 +7,7 @@ import type { AccessCheck } from './api-health.js';
 import type { Logger } from 'pino';
 import { NOOP_WRITE_RECORDER, writeOutcomeOf, type WriteRecorder } from './kube-metrics.js';
 import { rvAtLeast } from './resource-version.js';
+import { SingleFlight } from './single-flight.js';
 
 export { rvAtLeast };
 
@@ -182,6 +183,8 @@ export class KubeReplicaService implements ReplicaService {
   private readonly consistencyWaitMs: number;
   /** Reads that went to the API server because the cache stayed behind; for tests and logs. */
   readThroughs = 0;
+  /** Read-throughs of one Deployment share one upstream read (see {@link SingleFlight}). */
+  readonly flights = new SingleFlight<{ items: CachedDeployment[]; resourceVersion: string }>();
 
   constructor(private readonly client: KubeClient, private readonly cache: CacheReader<CachedDeployment> & Partial<ResourceVersionSource>, options: ReplicaServiceOptions = {}) {
     this.consistencyWaitMs = options.consistencyWaitMs ?? DEFAULT_CONSISTENCY_WAIT_MS;
@@ -229,9 +232,9 @@ export class KubeReplicaService implements ReplicaService {
     const what = `deployment "${name}" in namespace "${namespace}"`;
     let found: { items: CachedDeployment[]; resourceVersion: string };
     try {
-      found = await listAll(this.client, { name: 'deployments', path: `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments`, transform: projectDeployment }, {
-        pageSize: 1, timeoutMs: WRITE_CALL_TIMEOUT_MS, signal, query: { fieldSelector: `metadata.name=${name}` },
-      });
+      found = await this.flights.run(`${namespace}/${name}`, () => listAll(this.client, { name: 'deployments', path: `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments`, transform: projectDeployment }, {
+        pageSize: 1, timeoutMs: WRITE_CALL_TIMEOUT_MS, query: { fieldSelector: `metadata.name=${name}` },
+      }), signal);
     } catch (err) {
       throw toProblem(err, what);
     }

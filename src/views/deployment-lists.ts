@@ -4,6 +4,7 @@ import type { ResourceVersionSource } from '../kube/reflector.js';
 import type { CachedDeployment } from '../kube/deployments.js';
 import { rvAtLeast } from '../kube/resource-version.js';
 import { unavailable } from '../errors.js';
+import { SingleFlight } from '../kube/single-flight.js';
 import { ListViews, type ListAnswer, type ListViewOptions, type NamespaceFilter } from './list-views.js';
 
 export type { ListAnswer, NamespaceFilter };
@@ -62,6 +63,12 @@ export class CachedDeploymentLists implements DeploymentLists {
   readonly views: ListViews;
   /** Answers that read through because the cache stayed behind; for tests and logs. */
   readThroughs = 0;
+  /**
+   * Read-throughs of one scope (a namespace, or all) share one upstream list: a client
+   * repeating a `minResourceVersion` the cluster has not reached cannot turn each of its
+   * requests into a cluster-wide list on the API server.
+   */
+  readonly flights = new SingleFlight<{ items: CachedDeployment[]; resourceVersion: string }>();
 
   constructor(private readonly cache: ListSource, private readonly readThrough: ListReadThrough, private readonly options: DeploymentListsOptions) {
     this.views = new ListViews(cache.index, () => cache.resourceVersion(), options.views);
@@ -84,7 +91,8 @@ export class CachedDeploymentLists implements DeploymentLists {
       && !(await this.cache.waitForResourceVersion(min, this.options.consistencyWaitMs, q.signal))) {
       this.readThroughs++;
       this.options.logger?.info({ minResourceVersion: min, cached: this.cache.resourceVersion(), waitedMs: this.options.consistencyWaitMs }, 'cache behind minResourceVersion; reading through');
-      const { items, resourceVersion } = await this.readThrough(typeof q.namespaces === 'string' ? q.namespaces : undefined, q.signal);
+      const scope = typeof q.namespaces === 'string' ? q.namespaces : undefined;
+      const { items, resourceVersion } = await this.flights.run(scope ?? '', () => this.readThrough(scope), q.signal);
       const store = new ObjectStore<CachedDeployment>();
       store.replace(items);
       return new ListViews(store, () => resourceVersion, this.options.views).list(q.namespaces, page);
