@@ -269,6 +269,24 @@ describe('hardened front door (issue 8)', () => {
       }
     });
 
+    it('hot-reloads a bundle whose two certificates run together on one line, then one with CRLF line ends: both CAs\' clients are served', async () => {
+      const reloads = () => proxy.logs.filter((l) => l.msg === 'TLS certificate reloaded').length;
+      const swap = async (content: string) => {
+        const before = reloads();
+        writeFileSync(`${bundleFile}.new`, content);
+        renameSync(`${bundleFile}.new`, bundleFile);
+        await waitFor('reload', () => reloads() > before || proxy.logs.find((l) => l.msg === 'TLS certificate reload failed; keeping the previous certificate'));
+        assert.equal(reloads(), before + 1, JSON.stringify(proxy.logs.filter((l) => String(l.msg).startsWith('TLS certificate reload')).at(-1)));
+      };
+      const served = async (client: { cert: string; key: string }) => /^HTTP\/1\.1 200/.test(await tlsResult(proxy.apiUrl, { ca: certs.ca, ...client }));
+      // The test before left only the fixture CA in the bundle.
+      assert.deepEqual([await served(certs.client), await served(certs.otherCaClient)], [true, false], 'before: the other CA is not trusted');
+      await swap(`${certs.ca.trim()}${certs.otherCa.trim()}`);
+      assert.deepEqual([await served(certs.client), await served(certs.otherCaClient)], [true, true], 'run together: both CAs trusted');
+      await swap(`${certs.otherCa.trim()}\n${certs.ca.trim()}\n`.replaceAll('\n', '\r\n'));
+      assert.deepEqual([await served(certs.client), await served(certs.otherCaClient)], [true, true], 'CRLF: both CAs trusted');
+    });
+
     it('closes a connection after its next response once it is older than --max-connection-age-seconds', async () => {
       const c = keepAlive(proxy.apiUrl, { ca: certs.ca, ...certs.client });
       try {
