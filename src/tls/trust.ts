@@ -72,6 +72,7 @@ export function clientCaProblems(pem: Buffer | string): string[] {
  */
 export class TrustedCas {
   private fingerprints = new Set<string>();
+  private bundleGeneration = 0;
 
   constructor(pem: Buffer | string) {
     this.update(pem);
@@ -80,6 +81,12 @@ export class TrustedCas {
   /** Replaces the bundle (after a successful reload). */
   update(pem: Buffer | string): void {
     this.fingerprints = new Set(pemBlocks(pem).map((b) => new X509Certificate(b).fingerprint256));
+    this.bundleGeneration++;
+  }
+
+  /** Counts {@link update} calls: a verdict of {@link trusts} holds while this is unchanged. */
+  get generation(): number {
+    return this.bundleGeneration;
   }
 
   /** True when one of `chain` (fingerprints `AA:BB:…`) is a CA of the current bundle. */
