@@ -4,7 +4,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { KubeConfigError, loadKubeConfig, type LoadedKubeConfig } from './kube/kubeconfig.js';
-import { clientCaProblems } from './tls/trust.js';
+import { caBundleForOpenSsl, clientCaProblems } from './tls/trust.js';
 
 /** A `host:port` pair to listen on. */
 export interface ListenAddress {
@@ -323,7 +323,7 @@ function checkKeyPair(certPem: Buffer | undefined, keyPem: Buffer | undefined, e
 function checkCa(pem: Buffer, errors: string[]): void {
   for (const p of clientCaProblems(pem)) errors.push(`--client-ca: ${p}`);
   try {
-    createSecureContext({ ca: pem }); // what the listener will do; catches PEM damage the parser above tolerates
+    createSecureContext({ ca: caBundleForOpenSsl(pem) }); // what the listener will do; catches PEM damage the parser above tolerates
   } catch (err) {
     errors.push(`--client-ca: OpenSSL cannot load the bundle (${(err as Error).message})`);
   }

@@ -35,6 +35,8 @@ interface PinnedConnection {
   notAfterMs: number;
   /** SHA-256 fingerprints of the verified chain, to check against the client CA bundle in force. */
   chain: string[];
+  /** The {@link TrustedCas.generation} the chain was last found trusted in (-1: not yet checked). */
+  trustedInGeneration: number;
 }
 
 /** The guard's answer for a request: go ahead (as `identity`), refuse with a problem, or drop an unverified socket. */
@@ -163,7 +165,7 @@ export class TlsGuard {
       chain.push(c.fingerprint256);
       notAfterMs = Math.min(notAfterMs, Date.parse(c.valid_to));
     }
-    this.pinned.set(socket, { identity, openedAtMs: this.now(), notAfterMs, chain });
+    this.pinned.set(socket, { identity, openedAtMs: this.now(), notAfterMs, chain, trustedInGeneration: -1 });
   }
 
   /**
@@ -175,17 +177,24 @@ export class TlsGuard {
     const conn = this.pinned.get(socket);
     if (!conn) return { kind: 'drop' };
     const now = this.now();
-    // Built only for a refusal: this runs on every request.
-    const who = () => ({ remote: socket.remoteAddress, subject: `CN=${conn.identity.commonName}`, fingerprint256: conn.identity.fingerprint256 });
     if (now > conn.notAfterMs) {
-      this.options.refusals.record({ code: 'CERTIFICATE_EXPIRED_ON_CONNECTION', reason: 'client certificate (or its chain) expired while the connection was open', ...who() });
+      this.refused(socket, conn, 'CERTIFICATE_EXPIRED_ON_CONNECTION', 'client certificate (or its chain) expired while the connection was open');
       return { kind: 'refuse', problem: new ProblemError(401, 'Unauthorized', `the client certificate expired at ${new Date(conn.notAfterMs).toISOString()}; reconnect with a valid certificate`) };
     }
-    if (!this.options.trust.trusts(conn.chain)) {
-      this.options.refusals.record({ code: 'CA_NO_LONGER_TRUSTED', reason: 'the CA of the client certificate was removed from --client-ca', ...who() });
-      return { kind: 'refuse', problem: new ProblemError(401, 'Unauthorized', 'the client certificate\'s CA is no longer trusted; reconnect with a certificate from a trusted CA') };
+    // The chain is looked up in the bundle once per connection and CA reload, not per request.
+    const { trust } = this.options;
+    if (conn.trustedInGeneration !== trust.generation) {
+      if (!trust.trusts(conn.chain)) {
+        this.refused(socket, conn, 'CA_NO_LONGER_TRUSTED', 'the CA of the client certificate was removed from --client-ca');
+        return { kind: 'refuse', problem: new ProblemError(401, 'Unauthorized', 'the client certificate\'s CA is no longer trusted; reconnect with a certificate from a trusted CA') };
+      }
+      conn.trustedInGeneration = trust.generation;
     }
     const maxAge = this.options.limits.maxConnectionAgeMs;
     return { kind: 'ok', identity: conn.identity, closeAfter: maxAge > 0 && now - conn.openedAtMs > maxAge };
+  }
+
+  private refused(socket: TLSSocket, conn: PinnedConnection, code: string, reason: string): void {
+    this.options.refusals.record({ code, reason, remote: socket.remoteAddress, subject: `CN=${conn.identity.commonName}`, fingerprint256: conn.identity.fingerprint256 });
   }
 }

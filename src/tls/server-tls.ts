@@ -1,4 +1,5 @@
 import { constants } from 'node:crypto';
+import { caBundleForOpenSsl } from './trust.js';
 
 /** The mTLS policy of the API listener, as `https.createServer` / `setSecureContext` options. */
 export interface ServerTlsOptions {
@@ -28,7 +29,8 @@ export const TLS_CIPHERS = [
 
 /**
  * Server TLS options: TLS 1.2 minimum, a client certificate requested and verified
- * against `ca`, no session resumption (no tickets; Node keeps no server-side session
+ * against `ca` (a PEM bundle, each certificate put on lines of its own first: see
+ * {@link caBundleForOpenSsl}), no session resumption (no tickets; Node keeps no server-side session
  * cache unless asked), so every connection runs the full certificate check, and no
  * renegotiation (TLS 1.2; 1.3 has none), so a connection keeps the certificate of the
  * handshake that opened it.
@@ -40,7 +42,7 @@ export const TLS_CIPHERS = [
  */
 export function serverTlsOptions(cert: Buffer, key: Buffer, ca: Buffer): ServerTlsOptions {
   return {
-    cert, key, ca,
+    cert, key, ca: caBundleForOpenSsl(ca),
     requestCert: true,
     rejectUnauthorized: false,
     minVersion: 'TLSv1.2',

@@ -4,9 +4,25 @@ const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 /** Longest issuer chain followed inside one bundle (roots, intermediates); real bundles are 2-3 deep. */
 const MAX_CHAIN_DEPTH = 8;
 
-/** Every PEM certificate block of `pem`, in file order. */
+/**
+ * Every PEM certificate block of `pem`, in file order, wherever it starts: also after
+ * CRLF line ends, text between blocks, or a previous block's END marker on the same line
+ * (`-----END CERTIFICATE----------BEGIN CERTIFICATE-----`, a file concatenated without
+ * its last newline).
+ */
 export function pemBlocks(pem: Buffer | string): string[] {
   return pem.toString().match(PEM_CERT) ?? [];
+}
+
+/**
+ * The client CA bundle as OpenSSL should get it: each block of {@link pemBlocks} on lines
+ * of its own. OpenSSL's PEM reader needs an END marker to end its line, so given two
+ * blocks run together it loads neither (every client of both CAs is refused, silently);
+ * split here, both load, the same certificates {@link TrustedCas} and
+ * {@link clientCaProblems} see.
+ */
+export function caBundleForOpenSsl(pem: Buffer | string): Buffer {
+  return Buffer.from(pemBlocks(pem).map((b) => `${b}\n`).join(''));
 }
 
 const name = (c: X509Certificate): string => c.subject.replaceAll('\n', ', ');
@@ -23,9 +39,6 @@ export function clientCaProblems(pem: Buffer | string): string[] {
   const blocks = pemBlocks(pem);
   if (blocks.length === 0) return ['no PEM certificate found'];
   const problems: string[] = [];
-  if (/-----END CERTIFICATE-----[ \t]*-----BEGIN/.test(pem.toString())) {
-    problems.push('two certificates run together on one line (a missing newline), so OpenSSL would read only the first: put each "-----BEGIN CERTIFICATE-----" on a line of its own');
-  }
   const certs: X509Certificate[] = [];
   for (const [i, b] of blocks.entries()) {
     try {
@@ -59,6 +72,7 @@ export function clientCaProblems(pem: Buffer | string): string[] {
  */
 export class TrustedCas {
   private fingerprints = new Set<string>();
+  private bundleGeneration = 0;
 
   constructor(pem: Buffer | string) {
     this.update(pem);
@@ -67,6 +81,12 @@ export class TrustedCas {
   /** Replaces the bundle (after a successful reload). */
   update(pem: Buffer | string): void {
     this.fingerprints = new Set(pemBlocks(pem).map((b) => new X509Certificate(b).fingerprint256));
+    this.bundleGeneration++;
+  }
+
+  /** Counts {@link update} calls: a verdict of {@link trusts} holds while this is unchanged. */
+  get generation(): number {
+    return this.bundleGeneration;
   }
 
   /** True when one of `chain` (fingerprints `AA:BB:…`) is a CA of the current bundle. */

@@ -57,6 +57,11 @@ describe('chart: separate client CA and NetworkPolicy', () => {
     assert.match(policy, /- port: https\n\s+protocol: TCP/);
     assert.match(policy, /from:\n\s+- namespaceSelector:\n\s+matchLabels:\n\s+team: ci/);
     assert.doesNotMatch(policy.split('spec:')[1], /8081|probes/, 'no rule for the probe port: only the node (kubelet) reaches it');
+    // What the policy confines (README, Chart): a probe listener on every address (kubelet probes the Pod IP), outside the main Service.
+    assert.match(out, /- --health-listen=0\.0\.0\.0:8081\n/);
+    const service = out.split('---').find((d) => /\nkind: Service\n/.test(d))!;
+    assert.match(service, /targetPort: https/);
+    assert.doesNotMatch(service, /8081|probes/);
   });
 
   it('rejects a clientCA that is not base64', async () => {

@@ -2,7 +2,8 @@
  * Issue 8 on the real listener: handshake timeout and connection caps under a flood of
  * silent sockets, renegotiation refused, certificate validity checked on every request,
  * refused handshakes on record (rate-limited), deceptive names and an intermediate-only
- * client CA refused, per-client rate limits. Floods target 127.0.0.x only, bounded in
+ * client CA refused, per-client rate limits, the bounded write queue and the cached
+ * `/healthz` behind a slow API server (a fault-injecting front). Floods target 127.0.0.x only, bounded in
  * count and time.
  */
 import { describe, it, before, after } from 'node:test';
@@ -13,11 +14,12 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { ensureCluster, TestNamespace } from '../helpers/cluster.js';
+import { ensureCluster, TestNamespace, PROXY_KUBECONFIG } from '../helpers/cluster.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { DEMO_CLIENT_GROUP } from '../../hack/certs.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
-import { call } from '../helpers/https.js';
+import { call, type CallResult } from '../helpers/https.js';
+import { startFaultFront, type FaultFront, type FrontAction } from '../helpers/fault-front.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 /** The chart's memory limit (values.yaml resources.limits.memory: 256Mi). */
@@ -74,6 +76,10 @@ function tlsResult(url: string, opts: ConnectionOptions): Promise<string> {
     s.setTimeout(5_000, () => s.destroy());
   });
 }
+
+const isScaleWrite = (e: { method: string; path: string }): boolean => e.method === 'PUT' && /\/deployments\/[^/]+\/scale\b/.test(e.path);
+/** How long the slow API server takes per replica write, once the test lets writes through. */
+const SLOW_WRITE_MS = 300;
 
 const refusalLines = (p: ProxyProcess) => p.logs.filter((l) => l.msg === 'TLS client refused');
 
@@ -263,6 +269,24 @@ describe('hardened front door (issue 8)', () => {
       }
     });
 
+    it('hot-reloads a bundle whose two certificates run together on one line, then one with CRLF line ends: both CAs\' clients are served', async () => {
+      const reloads = () => proxy.logs.filter((l) => l.msg === 'TLS certificate reloaded').length;
+      const swap = async (content: string) => {
+        const before = reloads();
+        writeFileSync(`${bundleFile}.new`, content);
+        renameSync(`${bundleFile}.new`, bundleFile);
+        await waitFor('reload', () => reloads() > before || proxy.logs.find((l) => l.msg === 'TLS certificate reload failed; keeping the previous certificate'));
+        assert.equal(reloads(), before + 1, JSON.stringify(proxy.logs.filter((l) => String(l.msg).startsWith('TLS certificate reload')).at(-1)));
+      };
+      const served = async (client: { cert: string; key: string }) => /^HTTP\/1\.1 200/.test(await tlsResult(proxy.apiUrl, { ca: certs.ca, ...client }));
+      // The test before left only the fixture CA in the bundle.
+      assert.deepEqual([await served(certs.client), await served(certs.otherCaClient)], [true, false], 'before: the other CA is not trusted');
+      await swap(`${certs.ca.trim()}${certs.otherCa.trim()}`);
+      assert.deepEqual([await served(certs.client), await served(certs.otherCaClient)], [true, true], 'run together: both CAs trusted');
+      await swap(`${certs.otherCa.trim()}\n${certs.ca.trim()}\n`.replaceAll('\n', '\r\n'));
+      assert.deepEqual([await served(certs.client), await served(certs.otherCaClient)], [true, true], 'CRLF: both CAs trusted');
+    });
+
     it('closes a connection after its next response once it is older than --max-connection-age-seconds', async () => {
       const c = keepAlive(proxy.apiUrl, { ca: certs.ca, ...certs.client });
       try {
@@ -340,6 +364,75 @@ describe('hardened front door (issue 8)', () => {
       const r = await proxy.request(path, { method: 'PUT', body: { replicas: 7 }, tls: { ca: certs.ca, ...other } });
       assert.equal(r.status, 200, r.text);
       assert.equal((await proxy.request(path)).status, 200, 'reads have their own budget');
+    });
+  });
+
+  describe('behind a slow API server (a fault-injecting front)', () => {
+    let front: FaultFront;
+    let proxy: ProxyProcess;
+    let ns: TestNamespace;
+    before(async () => {
+      ns = await TestNamespace.create('slowapi');
+      await ns.createDeployment('web', { replicas: 1 });
+      front = await startFaultFront(PROXY_KUBECONFIG);
+      // A write burst of 100: every 429 below must come from the write queue, not the rate limit.
+      proxy = await startProxy({ certs, kubeconfig: front.kubeconfig, args: ['--rate-limit-write-burst', '100'] });
+    });
+    after(async () => {
+      await proxy?.stop();
+      await front?.close();
+      await ns?.cleanup();
+    });
+
+    it('30 concurrent PUTs to one Deployment: the 20 past the queue of 10 get 429 at once, the 10 in line 200, none 504', async (t) => {
+      // The API server holds the first write until the overflow has been answered, then takes SLOW_WRITE_MS per write.
+      let release!: () => void;
+      const held = new Promise<void>((r) => { release = r; });
+      front.intercept = async (r): Promise<FrontAction> => {
+        if (isScaleWrite(r)) {
+          await held;
+          await sleep(SLOW_WRITE_MS);
+        }
+        return 'pass';
+      };
+      const path = `/deployments/${ns.name}/web/replicas`;
+      const answers: Array<CallResult & { atMs: number }> = [];
+      const started = Date.now();
+      const all = Promise.all(Array.from({ length: 30 }, (_, i) => proxy.request(path, { method: 'PUT', body: { replicas: 2 + i }, timeoutMs: 15_000 })
+        .then((r) => void answers.push({ ...r, atMs: Date.now() - started }))));
+      await waitFor('20 PUTs refused while the first write is held upstream', () => answers.filter((a) => a.status === 429).length >= 20, 10_000);
+      const refusedByMs = Date.now() - started;
+      release();
+      await all;
+      front.intercept = () => 'pass';
+      const ok = answers.filter((a) => a.status === 200);
+      const refused = answers.filter((a) => a.status === 429);
+      assert.equal(ok.length + refused.length, 30, `statuses: ${answers.map((a) => a.status).join(',')}`);
+      assert.equal(ok.length, 10, 'the 10 in line (the running one included) are served');
+      for (const r of refused) {
+        assert.equal(r.json.reason, 'TooManyRequests');
+        assert.match(String(r.json.detail), new RegExp(`10 writes to deployment "web" in namespace "${ns.name}" are already in line`), 'the queue answered, not the rate limit');
+        assert.equal(r.headers['retry-after'], '1');
+      }
+      assert.equal(front.exchanges.filter((e) => isScaleWrite(e) && e.path.includes('/web/')).length, 10, 'only the accepted writes reached the API server');
+      const accepted = ok.map((a) => a.json.replicas as number);
+      assert.ok(accepted.includes((await ns.getDeployment('web')).spec.replicas), 'the API server holds one of the accepted values');
+      t.diagnostic(`20 refusals within ${refusedByMs} ms; the 10 accepted writes done after ${Math.max(...ok.map((a) => a.atMs))} ms (${SLOW_WRITE_MS} ms each upstream)`);
+    });
+
+    it('50 /healthz calls within a second cost at most 2 upstream /readyz calls', async (t) => {
+      const from = front.exchanges.length;
+      const statuses: number[] = [];
+      for (let batch = 0; batch < 10; batch++) {
+        const calls = Array.from({ length: 5 }, async () => statuses.push((await proxy.request('/healthz')).status));
+        await Promise.all([...calls, sleep(100)]);
+      }
+      assert.deepEqual(new Set(statuses), new Set([200]), 'every call answered 200');
+      const upstream = front.exchanges.slice(from);
+      const readyz = upstream.filter((e) => e.path.startsWith('/readyz')).length;
+      const reviews = upstream.filter((e) => /selfsubject(access)?reviews/.test(e.path)).length;
+      assert.ok(readyz >= 1 && readyz <= 2, `${readyz} upstream /readyz calls for 50 /healthz`);
+      t.diagnostic(`50 /healthz -> ${readyz} upstream /readyz and ${reviews} access reviews (reused 5 s) in ${statuses.length} answers`);
     });
   });
 });

@@ -154,12 +154,18 @@ describe('parseArgs', () => {
     }
   });
 
-  it('reports a bundle OpenSSL would read only in part (two PEM blocks run together)', () => {
-    const bad = join(c.dir, 'run-together.crt');
-    writeFileSync(bad, readFileSync(c.intermediate.withRootFile, 'utf8').replace(/-----END CERTIFICATE-----\s+-----BEGIN/, '-----END CERTIFICATE----------BEGIN'));
-    const r = parseArgs(['--kubeconfig', kubeconfig, '--tls-cert', c.serverCertFile, '--tls-key', c.serverKeyFile, '--client-ca', bad], {});
-    assert.equal(r.kind, 'invalid');
-    if (r.kind === 'invalid') assert.match(r.errors.join('\n'), /--client-ca: two certificates run together on one line/);
+  it('accepts a bundle of two PEM blocks run together on one line, and still checks each (an intermediate alone is refused)', () => {
+    const runTogether = (from: string, name: string) => {
+      const file = join(c.dir, name);
+      writeFileSync(file, readFileSync(from, 'utf8').replace(/-----END CERTIFICATE-----\s+-----BEGIN/, '-----END CERTIFICATE----------BEGIN'));
+      return parseArgs(['--kubeconfig', kubeconfig, '--tls-cert', c.serverCertFile, '--tls-key', c.serverKeyFile, '--client-ca', file], {});
+    };
+    const ok = runTogether(c.intermediate.withRootFile, 'run-together.crt');
+    assert.equal(ok.kind, 'run', ok.kind === 'invalid' ? ok.errors.join('\n') : '');
+    writeFileSync(join(c.dir, 'inter-twice.crt'), `${readFileSync(c.intermediate.onlyFile, 'utf8')}\n${readFileSync(c.intermediate.onlyFile, 'utf8')}`);
+    const bad = runTogether(join(c.dir, 'inter-twice.crt'), 'inter-twice-run-together.crt');
+    assert.equal(bad.kind, 'invalid');
+    if (bad.kind === 'invalid') assert.match(bad.errors.join('\n'), /certificate #2 \(CN=issuing intermediate\) is an intermediate CA/);
   });
 
   it('accepts a client CA bundle of intermediate and root', () => {
