@@ -13,16 +13,21 @@ export interface ApiAccess {
   server: string;
   agent: https.Agent;
   headers: Record<string, string>;
+  /** The cluster's CA and the bearer token behind `agent` and `headers`. */
+  ca: Buffer;
+  token: string;
 }
 
 function access(file: string): ApiAccess {
   const kc = new KubeConfig();
   kc.loadFromFile(file);
   const cluster = kc.getCurrentCluster()!;
+  const ca = Buffer.from(cluster.caData!, 'base64');
+  const token = kc.getCurrentUser()!.token!;
   return {
-    server: cluster.server,
-    agent: new https.Agent({ keepAlive: true, ca: Buffer.from(cluster.caData!, 'base64') }),
-    headers: { authorization: `Bearer ${kc.getCurrentUser()!.token}`, accept: 'application/json' },
+    server: cluster.server, ca, token,
+    agent: new https.Agent({ keepAlive: true, ca }),
+    headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
   };
 }
 

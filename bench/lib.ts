@@ -249,6 +249,39 @@ export async function startFloor(tls: TlsFiles): Promise<FloorServer> {
   };
 }
 
+/** A running write floor (bench/relay-server.mjs). */
+export interface RelayServer {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the write floor: a bare Node.js HTTPS server in its own process, requiring a
+ * client certificate from the same CA as the proxy, relaying each request unchanged to
+ * `upstream` (kube-apiserver) over one keep-alive connection with `token`. "proxy ÷
+ * relay" is the cost of everything the proxy does beyond one extra TLS hop.
+ */
+export async function startRelay(tls: TlsFiles, upstream: { server: string; ca: Buffer; token: string }): Promise<RelayServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-relay-'));
+  const caFile = join(dir, 'upstream-ca.crt');
+  writeFileSync(caFile, upstream.ca);
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'relay-server.mjs'), tls.serverCertFile, tls.serverKeyFile, tls.caFile, upstream.server, caFile], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = lineReader(child);
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`relay server exited with ${code}`))));
+  exited.catch(() => undefined);
+  child.stdin!.write(`${upstream.token}\n`);
+  const port = Number(await Promise.race([lines(), exited]));
+  return {
+    url: `https://localhost:${port}`,
+    pid: child.pid!,
+    stop: async () => {
+      child.kill();
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
 function lineReader(child: ChildProcess): () => Promise<string> {
   let buf = '';
   const waiting: Array<(l: string) => void> = [];

@@ -37,16 +37,17 @@ export interface RunningProxy {
   shutdown(signal: string): Promise<void>;
 }
 
-/** Creates the process logger: JSON (pino), credentials redacted wherever they appear. */
-export function createLogger(level: string): Logger {
-  return pino({
+/** Creates the process logger: JSON (pino) on stdout (or `destination`), credentials redacted wherever they appear. */
+export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+  const options = {
     level,
     base: { service: 'k8s-api-proxy' },
     redact: {
       paths: ['*.authorization', '*.Authorization', '*.headers.authorization', '*.*.headers.authorization', 'err.config.headers', '*.token', '*.key', 'config.tlsKey'],
       censor: '[redacted]',
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /**

@@ -53,6 +53,11 @@ export function requestLogLevel(status: number, malformed: boolean): RequestLogL
  * line's level (the probe listener logs at `debug`, or kubelet's probes would fill the log).
  */
 export function installRequestLog(app: FastifyInstance, logger: Logger, malformed: RateLimitedLog, fixedLevel?: RequestLogLevel): void {
+  // The logger's redaction paths (src/proxy.ts) name nested keys (`*.token`, `err.config.headers`…),
+  // so they can only match inside an object: a line of strings, numbers and string lists
+  // is written as is, without walking it for them (a tenth of a cached read's CPU).
+  const plain = logger.child({}, { redact: [] });
+  const out = (entry: Record<string, unknown>): Logger => (isFlat(entry) ? plain : logger);
   app.decorateRequest('logFields', null as unknown as RequestLogFields);
   app.addHook('onRequest', async (req, reply) => {
     req.logFields = {};
@@ -62,7 +67,8 @@ export function installRequestLog(app: FastifyInstance, logger: Logger, malforme
       const durationMs = Math.round(Number(process.hrtime.bigint() - started) / 1e6);
       const base = line(req);
       if (!res.writableFinished) {
-        logger.warn({ reqId: req.id, ...base, status: 'aborted', durationMs, ...req.logFields }, 'request');
+        const entry = { reqId: req.id, ...base, status: 'aborted', durationMs, ...req.logFields };
+        out(entry).warn(entry, 'request');
         return;
       }
       const status = res.statusCode;
@@ -70,9 +76,19 @@ export function installRequestLog(app: FastifyInstance, logger: Logger, malforme
       const { malformed: isMalformed, ...fields } = req.logFields;
       const entry = { reqId: req.id, ...base, status, durationMs, ...(problem ? { reason: problem.reason } : {}), ...fields };
       if (isMalformed === true && !fixedLevel) return void malformed.warn(`HTTP_${status}`, entry, 'request');
-      logger[fixedLevel ?? requestLogLevel(status, false)](entry, 'request');
+      out(entry)[fixedLevel ?? requestLogLevel(status, false)](entry, 'request');
     });
   });
+}
+
+/** True when no value of `entry` is an object other than a list of strings. */
+function isFlat(entry: Record<string, unknown>): boolean {
+  for (const key in entry) {
+    const v = entry[key];
+    if (v === null || typeof v !== 'object') continue;
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) return false;
+  }
+  return true;
 }
 
 function line(req: FastifyRequest): Record<string, unknown> {

@@ -20,7 +20,7 @@ describe('CachingAuthorizer', () => {
     const inner = scripted(() => ({ allowed: true, reason: '' }));
     const cache = new CachingAuthorizer(inner, { allowedTtlMs: 10_000, deniedTtlMs: 5_000, now: () => now });
     await cache.authorize(ci, scaleWeb);
-    now = 9_999;
+    now = 4_999;
     await cache.authorize(ci, scaleWeb);
     assert.equal(inner.asked, 1);
     now = 10_000;
@@ -28,12 +28,45 @@ describe('CachingAuthorizer', () => {
     assert.equal(inner.asked, 2);
   });
 
+  it('answers a hit past half the TTL from the cache and renews the entry in the background', async () => {
+    let now = 0;
+    let allowed = true;
+    let release: () => void = () => undefined;
+    const inner = scripted(async () => { if (inner.asked > 1) await new Promise<void>((r) => { release = r; }); return { allowed, reason: '' }; });
+    const cache = new CachingAuthorizer(inner, { allowedTtlMs: 10_000, deniedTtlMs: 5_000, now: () => now });
+    await cache.authorize(ci, scaleWeb);
+    now = 6_000;
+    allowed = false; // revoked at 6 s: the background review sees it
+    assert.equal((await cache.authorize(ci, scaleWeb)).allowed, true, 'answered from the cache, not behind the review');
+    assert.equal((await cache.authorize(ci, scaleWeb)).allowed, true);
+    assert.equal(inner.asked, 2, 'one background review for both hits');
+    release();
+    await new Promise((r) => setImmediate(r));
+    assert.equal((await cache.authorize(ci, scaleWeb)).allowed, false, 'the renewed entry holds the revocation, within the TTL of the first answer');
+  });
+
+  it('keeps the entry until it expires when a background review fails', async () => {
+    let now = 0;
+    let fail = false;
+    const inner = scripted(() => { if (fail) throw new AuthorizerUnavailableError('down', 503); return { allowed: true, reason: '' }; });
+    const cache = new CachingAuthorizer(inner, { allowedTtlMs: 10_000, deniedTtlMs: 5_000, now: () => now });
+    await cache.authorize(ci, scaleWeb);
+    fail = true;
+    now = 7_000;
+    assert.equal((await cache.authorize(ci, scaleWeb)).allowed, true);
+    await new Promise((r) => setImmediate(r));
+    now = 9_999;
+    assert.equal((await cache.authorize(ci, scaleWeb)).allowed, true, 'still the first answer');
+    now = 10_000;
+    await assert.rejects(cache.authorize(ci, scaleWeb), AuthorizerUnavailableError, 'expired: asks, and the failure is the answer');
+  });
+
   it('reuses a deny only for the denied TTL', async () => {
     let now = 0;
     const inner = scripted(() => ({ allowed: false, reason: 'no' }));
     const cache = new CachingAuthorizer(inner, { allowedTtlMs: 10_000, deniedTtlMs: 5_000, now: () => now });
     assert.equal((await cache.authorize(ci, scaleWeb)).allowed, false);
-    now = 4_999;
+    now = 2_499;
     await cache.authorize(ci, scaleWeb);
     assert.equal(inner.asked, 1);
     now = 5_000;

@@ -50,6 +50,17 @@ describe('KubeReplicaService.set', () => {
     assert.deepEqual((client.calls[0].body as { metadata: object }).metadata, { name: 'web', namespace: 'ns' });
   });
 
+  it('counts a write as updated also when its own watch event reached the cache before its answer', async () => {
+    let cached = dep(1, '10', 'uid-1');
+    const outcomes: string[] = [];
+    // The API server commits rv 11; the watch delivers it to the cache before the PUT's answer arrives.
+    const client = scriptedClient([() => { cached = dep(4, '11', 'uid-1'); return scale(4, '11')(); }]);
+    const cache: CacheReader<CachedDeployment> = { get: () => cached, list: () => [cached], hasSynced: () => true };
+    const svc = new KubeReplicaService(client, cache, { ...noSleep, recorder: { write: (o) => { outcomes.push(o); }, conflictRetried: () => undefined } });
+    await svc.set('ns', 'web', 4);
+    assert.deepEqual(outcomes, ['updated']);
+  });
+
   it('answers 409 without retrying when the uid precondition fails (deleted and recreated under the same name)', async () => {
     const client = scriptedClient([() => { throw new KubeStatusError(409, 'Conflict', 'Operation cannot be fulfilled on deployments.apps "web": Precondition failed: UID in precondition: uid-1, UID in object meta: uid-2'); }]);
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '10', 'uid-1')), noSleep);

@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildServer, buildHealthServer } from '../../src/server.js';
+import { createLogger } from '../../src/proxy.js';
 import type { DeploymentLists } from '../../src/views/deployment-lists.js';
 import type { ReplicaService } from '../../src/kube/replicas.js';
 import { ProblemError } from '../../src/errors.js';
@@ -20,10 +21,10 @@ import { listsOf, replicasAnswer as answer } from '../helpers/stand-ins.js';
 type Line = Record<string, unknown> & { level: number; msg: string };
 const LEVEL = { debug: 20, info: 30, warn: 40, error: 50 } as const;
 
-function capture(): { logger: pino.Logger; lines: Line[] } {
+function capture(make: (stream: Writable) => pino.Logger = (stream) => pino({ level: 'debug' }, stream)): { logger: pino.Logger; lines: Line[] } {
   const lines: Line[] = [];
   const stream = new Writable({ write(chunk: Buffer, _enc, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Line); cb(); } });
-  return { logger: pino({ level: 'debug' }, stream), lines };
+  return { logger: make(stream), lines };
 }
 
 const lists: DeploymentLists = listsOf();
@@ -51,8 +52,8 @@ describe('request log: exactly one line per request', () => {
   let app: FastifyInstance | undefined;
   afterEach(async () => { await app?.close(); app = undefined; });
 
-  async function start(set: ReplicaService['set'], health: () => Promise<{ ok: true } | { ok: false; message: string; cause?: string }> = async () => ({ ok: true })) {
-    const { logger, lines } = capture();
+  async function start(set: ReplicaService['set'], health: () => Promise<{ ok: true } | { ok: false; message: string; cause?: string }> = async () => ({ ok: true }), make?: (stream: Writable) => pino.Logger) {
+    const { logger, lines } = capture(make);
     const replicas: ReplicaService = { get: (namespace, deployment) => answer(namespace, deployment, 2), read: async (namespace, deployment) => answer(namespace, deployment, 2), set };
     app = buildServer({ lists, replicas, logger, apiHealth: health, readiness: { check: () => ({ ready: true }) }, ...OPEN_ACCESS });
     await app.listen({ port: 0, host: '127.0.0.1' });
@@ -75,6 +76,16 @@ describe('request log: exactly one line per request', () => {
     assert.equal(line!.method, 'GET');
     assert.equal(typeof line!.durationMs, 'number');
     assert.ok(line!.reqId);
+  });
+
+  it('still redacts credentials inside the line of a failed request (the process logger\'s redaction)', async () => {
+    const leak = Object.assign(new Error('boom'), { config: { headers: { authorization: 'Bearer s3cret' } } });
+    const { port, linesOf } = await start(async () => { throw leak; }, undefined, (stream) => createLogger('debug', stream));
+    await raw(port, put('/deployments/ns/web/replicas', '{"replicas":1}').replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'));
+    const [line] = await linesOf('/deployments/ns/web/replicas');
+    assert.equal(line!.status, 500);
+    assert.doesNotMatch(JSON.stringify(line), /s3cret/);
+    assert.match(JSON.stringify(line), /\[redacted\]/);
   });
 
   it('logs a PUT the client abandons while the write is still running once, as aborted, and nothing when the write ends', async () => {
