@@ -26,6 +26,8 @@ export const DEFAULT_WATCH_INACTIVITY_MS = 150_000;
 export const DEFAULT_PAGE_SIZE = 500;
 /** A watch that ends normally sooner than this counts as a failure for backoff, so a flapping server cannot drive a tight loop. */
 const MIN_HEALTHY_WATCH_MS = 1_000;
+/** A 410 Gone on a watch whose list is at least this old relists at once, without backoff. */
+const RELIST_AT_ONCE_AFTER_MS = 10_000;
 
 /** What to cache: one registration per resource. */
 export interface ResourceSpec<T extends CachedObject> {
@@ -188,7 +190,12 @@ export class Reflector<T extends CachedObject> implements CacheReader<T>, Resour
   private readonly opts: Required<Omit<ReflectorOptions, 'logger'>> & { logger?: Logger };
   private readonly abort = new AbortController();
   private running?: Promise<void>;
+  /** The resourceVersion of the cache's content: the last list's, then each event's. */
   private rv = '';
+  /** Set when the next turn must list (first start, or the watch's resourceVersion expired). */
+  private needList = true;
+  /** When the last list was stored (clock ms); a 410 long after it is compaction, not a loop. */
+  private listedAtMs = Number.NEGATIVE_INFINITY;
   private synced = false;
   private watching = false;
   private lastContactMs = 0;
@@ -304,7 +311,7 @@ export class Reflector<T extends CachedObject> implements CacheReader<T>, Resour
     while (!signal.aborted) {
       let healthy = false;
       try {
-        if (this.rv === '') await this.relist(signal);
+        if (this.needList) await this.relist(signal);
         const started = clock.now();
         await this.watchOnce(signal);
         healthy = clock.now() - started >= MIN_HEALTHY_WATCH_MS;
@@ -313,11 +320,16 @@ export class Reflector<T extends CachedObject> implements CacheReader<T>, Resour
         if (signal.aborted) break;
         this.lastErrorStatus = err instanceof KubeStatusError ? err.code : 0;
         if (err instanceof GoneError || (err instanceof KubeStatusError && err.code === 410)) {
-          // The resourceVersion is too old (compacted): relist. client-go relists at
-          // once; we do too, but a second 410 in a row goes through the backoff.
+          // The resourceVersion is too old (compacted, or the API server restarted): relist.
+          // client-go relists at once; so do we, also after an outage's backoff (the server
+          // answered, so it is back) when the list it expired is not a fresh one. A 410 on
+          // a list only just made relists at once the first time; a second one in a row goes
+          // through the backoff, so a server answering every watch with 410 drives no tight
+          // list loop. Until the list lands, reads keep the last resourceVersion.
           logger?.info({ resource: this.spec.name, resourceVersion: this.rv }, 'resourceVersion expired (410 Gone); relisting');
-          this.rv = '';
+          this.needList = true;
           this.lastError = (err as Error).message;
+          if (clock.now() - this.listedAtMs >= RELIST_AT_ONCE_AFTER_MS) continue;
           if (this.failures === 0) { this.failures = 1; continue; }
         } else {
           this.lastError = (err as Error).message;
@@ -347,6 +359,8 @@ export class Reflector<T extends CachedObject> implements CacheReader<T>, Resour
     const before = this.listeners.size > 0 ? this.store.list() : undefined;
     this.store.replace(items);
     this.rv = rv;
+    this.needList = false;
+    this.listedAtMs = this.opts.clock.now();
     if (before) this.emitRelistDiff(before, rv);
     this.relists++;
     this.opts.recorder.relisted(this.spec.name, this.synced ? 'expired' : 'initial');

@@ -162,6 +162,41 @@ describe('Reflector (list/watch cache)', () => {
     assert.deepEqual(clock.sleeps, [], 'the first 410 relists at once');
   });
 
+  it('relists at once on a 410 after an outage, whatever backoff the outage built up, and keeps its resourceVersion until then', async () => {
+    // The list is 20 s old when the API server comes back and expires its watch.
+    let now = 1_000_000;
+    let lists = 0;
+    let watches = 0;
+    let rvAtRelist: string | undefined;
+    server = await fakeApiServer((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      if (!u.searchParams.get('watch')) {
+        lists++;
+        if (lists === 2) rvAtRelist = reflector!.resourceVersion();
+        return json(res, 200, { metadata: { resourceVersion: lists === 1 ? '100' : '300' }, items: [deployment('ns', 'web', lists === 1 ? '90' : '250', lists)] });
+      }
+      watches++;
+      if (watches <= 4) return json(res, 503, { kind: 'Status', code: 503, message: 'etcd down' });
+      res.writeHead(200);
+      if (u.searchParams.get('resourceVersion') === '100') res.end(watchLine('ERROR', { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version: 100 (200)' }));
+      else res.flushHeaders();
+    });
+    const sleeps: number[] = [];
+    const rvDuringGap: string[] = [];
+    const clock: ReflectorClock = {
+      now: () => now,
+      random: () => 0.5,
+      sleep: (ms) => { sleeps.push(ms); now += ms + 5_000; rvDuringGap.push(reflector!.resourceVersion()); return new Promise((r) => setTimeout(r, 1)); },
+    };
+    reflector = new Reflector(await server.client(), DEPLOYMENTS, { clock });
+    reflector.start();
+    await waitFor('relisted after the outage', () => lists === 2 && reflector!.resourceVersion() === '300', 5_000);
+    assert.deepEqual(sleeps, [800, 1600, 3200, 6400], 'four backoffs for the four failed watches, none after the 410');
+    assert.deepEqual(rvDuringGap, ['100', '100', '100', '100'], 'reads keep the last resourceVersion through the outage');
+    assert.equal(rvAtRelist, '100', 'and between the 410 and the new list: never an empty one');
+    assert.equal(reflector.get('ns', 'web')?.spec?.replicas, 2);
+  });
+
   it('backs off when every watch answers 410 Gone (no tight relist loop)', async () => {
     let lists = 0;
     server = await fakeApiServer((req, res) => {
