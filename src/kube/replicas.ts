@@ -215,6 +215,7 @@ export class KubeReplicaService implements ReplicaService {
   }
 
   async read(namespace: string, name: string, options: ReadOptions = {}): Promise<ReplicasAnswer> {
+    const arrived = performance.now();
     const min = options.minResourceVersion;
     if (min === undefined || !this.cache.hasSynced() || !this.cache.resourceVersion || !this.cache.waitForResourceVersion) return this.get(namespace, name);
     if (rvAtLeast(this.cache.resourceVersion(), min)) return this.get(namespace, name);
@@ -222,11 +223,11 @@ export class KubeReplicaService implements ReplicaService {
     const own = this.overlay.peek(namespace, name);
     if (own && rvAtLeast(own.resourceVersion, min) && this.cache.get(namespace, name)) return this.get(namespace, name);
     if (await this.cache.waitForResourceVersion(min, this.consistencyWaitMs, options.signal)) return this.get(namespace, name);
-    return this.readThrough(namespace, name, min, options.signal);
+    return this.readThrough(namespace, name, min, options.signal, arrived);
   }
 
   /** A consistent (quorum) read from the API server: a list narrowed to one name, whose resourceVersion is the state read. */
-  private async readThrough(namespace: string, name: string, min: string, signal?: AbortSignal): Promise<ReplicasAnswer> {
+  private async readThrough(namespace: string, name: string, min: string, signal?: AbortSignal, arrived?: number): Promise<ReplicasAnswer> {
     this.readThroughs++;
     this.logger?.info({ namespace, deployment: name, minResourceVersion: min, cached: this.cache.resourceVersion?.(), waitedMs: this.consistencyWaitMs }, 'cache behind minResourceVersion; reading through');
     const what = `deployment "${name}" in namespace "${namespace}"`;
@@ -234,7 +235,7 @@ export class KubeReplicaService implements ReplicaService {
     try {
       found = await this.flights.run(`${namespace}/${name}`, () => listAll(this.client, { name: 'deployments', path: `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments`, transform: projectDeployment }, {
         pageSize: 1, timeoutMs: WRITE_CALL_TIMEOUT_MS, query: { fieldSelector: `metadata.name=${name}` },
-      }), signal);
+      }), signal, arrived);
     } catch (err) {
       throw toProblem(err, what);
     }

@@ -254,7 +254,8 @@ function minResourceVersion(req: FastifyRequest<{ Querystring: { minResourceVers
   }
   const rv = fromQuery ?? header;
   if (rv !== undefined && !RESOURCE_VERSION_PATTERN.test(rv)) {
-    throw badRequest(`minResourceVersion: "${rv.slice(0, 40)}" is not a resourceVersion (decimal digits, as in a Resource-Version header or metadata.resourceVersion)`);
+    const field = fromQuery !== undefined ? 'querystring.minResourceVersion' : `header ${MIN_RESOURCE_VERSION_HEADER}`;
+    throw badRequest(`${field}: "${rv.slice(0, 40)}" is not a resourceVersion (1 to 20 decimal digits, as in a Resource-Version header or metadata.resourceVersion)`);
   }
   return rv;
 }

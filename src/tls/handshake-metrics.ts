@@ -28,7 +28,7 @@ export function classifyUnfit(message: string): RefusalReason {
   if (/^no client certificate/.test(message)) return 'no_certificate';
   if (/clientAuth/.test(message)) return 'no_client_auth';
   if (/CA certificate/.test(message)) return 'ca_certificate';
-  if (/\bCNs?\b/.test(message)) return 'bad_subject';
+  if (/\bCNs?\b|certificate subject/.test(message)) return 'bad_subject';
   if (/not yet valid/.test(message)) return 'not_yet_valid';
   if (/expired/.test(message)) return 'expired';
   return 'other';

@@ -84,6 +84,7 @@ export class CachedDeploymentLists implements DeploymentLists {
   }
 
   async list(q: ListQuery): Promise<ListAnswer> {
+    const arrived = performance.now();
     if (!this.cache.hasSynced()) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
     const page = { limit: q.limit, continueToken: q.continueToken };
     const min = q.minResourceVersion;
@@ -92,7 +93,7 @@ export class CachedDeploymentLists implements DeploymentLists {
       this.readThroughs++;
       this.options.logger?.info({ minResourceVersion: min, cached: this.cache.resourceVersion(), waitedMs: this.options.consistencyWaitMs }, 'cache behind minResourceVersion; reading through');
       const scope = typeof q.namespaces === 'string' ? q.namespaces : undefined;
-      const { items, resourceVersion } = await this.flights.run(scope ?? '', () => this.readThrough(scope), q.signal);
+      const { items, resourceVersion } = await this.flights.run(scope ?? '', () => this.readThrough(scope), q.signal, arrived);
       const store = new ObjectStore<CachedDeployment>();
       store.replace(items);
       return new ListViews(store, () => resourceVersion, this.options.views).list(q.namespaces, page);

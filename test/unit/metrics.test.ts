@@ -436,6 +436,7 @@ describe('recordRefusal (for a refusal log that reports codes)', () => {
     ['DEPTH_ZERO_SELF_SIGNED_CERT', '', 'untrusted_certificate'],
     ['UNFIT_CERTIFICATE', 'a CA certificate (basicConstraints CA:TRUE) is not a client certificate', 'ca_certificate'],
     ['UNFIT_CERTIFICATE', 'certificate subject has 2 CNs; exactly one is required', 'bad_subject'],
+    ['UNFIT_CERTIFICATE', 'certificate subject O holds Unicode control or format characters', 'bad_subject'],
     ['UNFIT_CERTIFICATE', 'certificate lacks the clientAuth extended key usage', 'no_client_auth'],
     ['ERR_TLS_HANDSHAKE_TIMEOUT', '', 'aborted'],
     ['ECONNRESET', '', 'aborted'],

@@ -110,6 +110,17 @@ describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
     assert.equal(r.statusCode, 400, 'query and header disagree');
   });
 
+  it('names the field of a refused minResourceVersion and accepts 20 digits, not 21', async () => {
+    const a = app({ items: [d('a', 'x')] });
+    assert.equal((await a.inject(`/deployments?minResourceVersion=${'1'.repeat(20)}`)).statusCode, 200);
+    const q = await a.inject(`/deployments?minResourceVersion=${'1'.repeat(21)}`);
+    assert.equal(q.statusCode, 400);
+    assert.match(q.json().detail, /^querystring\.minResourceVersion: "1{21}" is not a resourceVersion \(1 to 20 decimal digits/);
+    const h = await a.inject({ url: '/deployments/a/x/replicas', headers: { 'min-resource-version': 'abc' } });
+    assert.equal(h.statusCode, 400);
+    assert.match(h.json().detail, /^header min-resource-version: "abc"/);
+  });
+
   it('answers 503 with Retry-After on cache-backed reads before the first list', async () => {
     const r = await app({ synced: false }).inject('/deployments');
     assert.equal(r.statusCode, 503);

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SingleFlight } from '../../src/kube/single-flight.js';
+import { LINGER_MS, SingleFlight } from '../../src/kube/single-flight.js';
 import { CachedDeploymentLists } from '../../src/views/deployment-lists.js';
 import { ObjectStore } from '../../src/kube/object-store.js';
 import type { CachedDeployment } from '../../src/kube/deployments.js';
@@ -33,6 +33,30 @@ describe('SingleFlight', () => {
     assert.deepEqual(await Promise.all([second, third]), ['two', 'two']);
     assert.equal(sf.started, 2);
     assert.equal(sf.running, 0, 'nothing left behind once all settled');
+  });
+
+  it('lets a caller join a call that started after it arrived, running or finished less than LINGER_MS ago, and forgets the key after that', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const sf = new SingleFlight<string>();
+    const { call, gates } = gated();
+    const arrivedEarly = performance.now();
+    const first = sf.run('k', call);
+    await tick();
+    const joiner = sf.run('k', call, undefined, arrivedEarly);
+    assert.equal(gates.length, 1, 'the caller that arrived before the running call started joins it');
+    gates[0].resolve('one');
+    assert.deepEqual(await Promise.all([first, joiner]), ['one', 'one']);
+    assert.equal(await sf.run('k', call, undefined, arrivedEarly), 'one', 'a finished call that started after the caller arrived still answers it');
+    assert.equal(sf.started, 1);
+    const late = sf.run('k', call, undefined, performance.now() + 1);
+    await tick();
+    assert.equal(gates.length, 2, 'a caller that arrived after the call started gets a new one');
+    gates[1].resolve('two');
+    assert.equal(await late, 'two');
+    assert.equal(sf.held, 1, 'its answer lingers');
+    t.mock.timers.tick(LINGER_MS);
+    assert.equal(sf.held, 0, 'then the key is forgotten');
+    assert.equal(sf.running, 0);
   });
 
   it('runs different keys side by side', async () => {
@@ -130,6 +154,25 @@ describe('list read-throughs are coalesced', () => {
       assert.deepEqual(JSON.parse(a.body.toString()), [{ name: 'api', namespace: 'shop' }]);
     }
     assert.equal(lists.readThroughs, 50);
+  });
+});
+
+describe('list read-throughs of requests arriving one after another', () => {
+  it('30 requests 10 ms apart, each waiting 100 ms for the cache, share a few upstream lists, not one each', async () => {
+    const store = new ObjectStore<CachedDeployment>();
+    let upstream = 0;
+    const lists = new CachedDeploymentLists(
+      { index: store, hasSynced: () => true, resourceVersion: () => '5', waitForResourceVersion: (_rv, ms) => new Promise((r) => setTimeout(() => r(false), ms)) },
+      async () => { upstream++; await new Promise((r) => setTimeout(r, 5)); return { items: [], resourceVersion: '9' }; },
+      { consistencyWaitMs: 100 },
+    );
+    const pending: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 30; i++) {
+      pending.push(lists.list({ minResourceVersion: '999999' }));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await Promise.all(pending);
+    assert.ok(upstream <= 8, `upstream lists: ${upstream} for 30 requests`);
   });
 });
 
