@@ -101,6 +101,12 @@ export class ChangeStream {
     if (this.floor === '' || !rvAtLeast(lastEventId, this.floor)) {
       return { kind: 'relist', reason: `resourceVersion ${lastEventId} is older than this proxy's change history (it starts after ${this.floor || 'the first list'})` };
     }
+    // An id this stream has not reached (another cluster's, or made up): resuming from it
+    // would skip every change until the stream passes it, silently.
+    const now = this.source.resourceVersion();
+    if (lastEventId !== now && rvAtLeast(lastEventId, now)) {
+      return { kind: 'relist', reason: `resourceVersion ${lastEventId} is newer than this stream's (${now})` };
+    }
     const events: StreamEvent[] = [];
     for (let i = 0; i < this.history.length; i++) {
       const ev = this.history[(this.head + i) % this.history.length];

@@ -330,6 +330,9 @@ describe('change stream (SSE) over real loopback sockets', () => {
     assert.equal(stream.since('100').kind, 'relist');
     assert.equal(stream.since('101').kind, 'resume');
     assert.equal(stream.since('abc').kind, 'relist');
+    assert.equal(stream.since('104').kind, 'resume', 'the current resourceVersion: nothing missed');
+    const future = stream.since('999999999');
+    assert.deepEqual(future, { kind: 'relist', reason: 'resourceVersion 999999999 is newer than this stream\'s (104)' }, 'an id from the future would skip changes silently');
     const got: Buffer[] = [];
     stream.subscribe((ev) => got.push(ev.frame));
     stream.subscribe((ev) => got.push(ev.frame));
