@@ -13,6 +13,7 @@ import { deploymentReadThrough } from './kube/read-through.js';
 import { KubeReplicaService } from './kube/replicas.js';
 import { AccessCheck, apiServerReadyz, cachedApiHealth, proxyHealth, type AccessResult } from './kube/api-health.js';
 import type { Readiness } from './routes/health.js';
+import { reauthorizeEveryMs } from './routes/watch.js';
 import { watchServerCertificate } from './tls/reload.js';
 import { serverTlsOptions } from './tls/server-tls.js';
 import { TrustedCas } from './tls/trust.js';
@@ -116,7 +117,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const api = buildServer({
     lists, replicas, apiHealth, readiness, logger, recorders: metrics, authorizer, audit,
     scale: { deployments, autoscalers, guardrails: new GuardrailPolicy(config.maxReplicas, logger), logger },
-    watch: { stream: changes, deployments },
+    watch: { stream: changes, deployments, reauthorizeEveryMs: reauthorizeEveryMs(config.authorizationCacheAllowedTtlMs) },
   }, {
     tls, trust, refusals,
     limits: { requestTimeoutMs: config.requestTimeoutSeconds * 1000 },

@@ -12,7 +12,7 @@ import type { ClientIdentity } from './auth/client-identity.js';
 import type { Authorizer } from './authz/authorizer.js';
 import type { AuditSink } from './audit/audit-log.js';
 import type { ServerTlsOptions } from './tls/server-tls.js';
-import { DEFAULT_CONNECTION_LIMITS, TlsGuard, type ConnectionLimits } from './tls/guard.js';
+import { DEFAULT_CONNECTION_LIMITS, TlsGuard, type ConnectionLimits, type ConnectionTerm } from './tls/guard.js';
 import { RefusalLog } from './tls/refusal-log.js';
 import { TrustedCas } from './tls/trust.js';
 import { answerOutsideFastify, malformedHttpOptions } from './http/malformed-http.js';
@@ -75,6 +75,8 @@ declare module 'fastify' {
     clientFingerprint: string;
     /** The verified client's whole identity: user, groups, fingerprint (undefined when not on TLS). */
     clientIdentity: ClientIdentity | undefined;
+    /** What a response outliving this request (a watch stream) must keep checking about the connection (undefined when not on TLS). */
+    connectionTerm: ConnectionTerm | undefined;
   }
 }
 
@@ -116,6 +118,7 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
   app.decorateRequest('clientCN', '');
   app.decorateRequest('clientFingerprint', '');
   app.decorateRequest('clientIdentity', undefined);
+  app.decorateRequest('connectionTerm', undefined);
   // First hook: every request below, refused by the guard or not, gets its one line.
   installRequestLog(app, deps.logger, malformed);
   // Also before the guard: requests answered by any later hook (guard, 404/405, rate limits)
@@ -145,6 +148,7 @@ export function buildServer(deps: ServerDeps, options: ServerOptions = {}): Fast
       req.clientCN = verdict.identity.commonName;
       req.clientFingerprint = verdict.identity.fingerprint256;
       req.clientIdentity = verdict.identity;
+      req.connectionTerm = guard.term(req.raw.socket as TLSSocket);
       if (verdict.closeAfter) reply.header('connection', 'close');
     });
   }

@@ -119,6 +119,25 @@ export class RouteAuthorization {
     return visible;
   }
 
+  /**
+   * For a response that outlives its request (a watch stream): asks the authorizer again
+   * the decisions that opened it, `granted` being what they granted: `'all'` (the
+   * cluster-wide `base`) or these namespaces. Not audited (nothing is answered).
+   * @returns undefined while every one is still allowed, else the Forbidden message of the first one no longer allowed.
+   * @throws AuthorizerUnavailableError when a decision cannot be had (the caller fails closed).
+   */
+  async stillAllowed(req: FastifyRequest, base: Omit<ResourceAttributes, 'namespace'>, granted: 'all' | ReadonlySet<string>): Promise<string | undefined> {
+    const user = RouteAuthorization.userOf(req);
+    const questions: ResourceAttributes[] = granted === 'all' ? [base] : [...granted].map((namespace) => ({ ...base, namespace }));
+    for (let i = 0; i < questions.length; i += NAMESPACE_REVIEW_CONCURRENCY) {
+      const batch = questions.slice(i, i + NAMESPACE_REVIEW_CONCURRENCY);
+      const decisions = await Promise.all(batch.map((a) => this.authorizer.authorize(user, a)));
+      const lost = decisions.findIndex((d) => !d.allowed);
+      if (lost >= 0) return forbiddenMessage(user, batch[lost]);
+    }
+    return undefined;
+  }
+
   private async decide(req: FastifyRequest, user: UserInfo, attributes: ResourceAttributes): Promise<Decision> {
     try {
       return await this.authorizer.authorize(user, attributes);

@@ -138,10 +138,13 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
     }
     // The change stream is filtered exactly like the list. For a client without cluster-wide
     // rights the namespaces are those decided at connect time (a namespace created later is
-    // not added: fail closed; reconnect to see it).
+    // not added: fail closed; reconnect to see it). A grant lost later ends the stream.
     if (watching) {
       if (!opts.lists.hasSynced()) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
-      return serveWatch(opts.watch!, req, reply, (n) => visible === 'all' || visible.has(n));
+      // Asked again while the stream is open: the same decisions, for what they granted.
+      const granted = visible;
+      return serveWatch(opts.watch!, req, reply, (n) => granted === 'all' || granted.has(n),
+        () => authz.stillAllowed(req, { verb: 'list', ...DEPLOYMENTS }, granted));
     }
     const answer = await opts.lists.list({
       namespaces: ns ?? (visible === 'all' ? undefined : visible), limit, continueToken, minResourceVersion: minRv, signal: clientGone(reply),

@@ -13,6 +13,34 @@ export const DEFAULT_KEEPALIVE_MS = 15_000;
  */
 export const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 const KEEPALIVE = Buffer.from(': keep-alive\n\n');
+/** How often a stream checks that its connection's CA is still trusted (a hot reload may remove it). */
+export const DEFAULT_CONNECTION_CHECK_MS = 1_000;
+/** Re-authorization period with the default 10 s allowed TTL: half of it (see {@link reauthorizeEveryMs}). */
+export const DEFAULT_REAUTHORIZE_MS = 5_000;
+/** setTimeout's longest delay; a later deadline is left to the periodic check. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * How often a stream asks the authorizer again, given `--authorization-cache-allowed-ttl`:
+ * half the TTL, at least 500 ms; 1 s when allows are not cached (TTL 0: every check is a
+ * SubjectAccessReview). A cached allow answers for at most the TTL, so a revoked grant ends
+ * the stream within TTL + this period (plus one review's time).
+ */
+export function reauthorizeEveryMs(allowedTtlMs: number): number {
+  return allowedTtlMs > 0 ? Math.max(500, Math.round(allowedTtlMs / 2)) : 1_000;
+}
+
+/** Why the proxy ends a stream: sent to the client as the data of a last event `CLOSED`, and logged. */
+export interface StreamEnd {
+  reason: 'CertificateExpired' | 'CertificateNoLongerTrusted' | 'MaxConnectionAge' | 'Forbidden' | 'AuthorizationUnavailable';
+  message: string;
+}
+
+/**
+ * Asks the decisions that opened a stream again: resolves undefined while all still allow,
+ * else the Forbidden message; rejects when no decision can be had.
+ */
+export type Reauthorize = () => Promise<string | undefined>;
 
 /** What the watch endpoint needs: the stream, the cache for the initial state, and its limits. */
 export interface WatchDeps {
@@ -20,6 +48,10 @@ export interface WatchDeps {
   deployments: CacheReader<CachedDeployment>;
   keepAliveMs?: number;
   maxBufferedBytes?: number;
+  /** Period of re-authorization (default {@link DEFAULT_REAUTHORIZE_MS}; the proxy derives it with {@link reauthorizeEveryMs}). */
+  reauthorizeEveryMs?: number;
+  /** Period of the connection check (CA still trusted; default {@link DEFAULT_CONNECTION_CHECK_MS}). */
+  connectionCheckMs?: number;
 }
 
 /**
@@ -39,14 +71,23 @@ export function wantsWatch(value: unknown): boolean {
  * longer reaches back to it: then first an event `RELIST`), the current state comes first
  * as `ADDED` events without id, closed by `SYNCED` whose id is the cache's resourceVersion;
  * with a `Last-Event-ID` the history still covers, the missed changes come first. `visible`
- * filters namespaces (the `namespace` parameter; authorization when it lands).
+ * filters namespaces (the `namespace` parameter and authorization, decided at connect).
+ *
+ * The checks a request gets once are repeated for as long as the stream is open, failing
+ * closed: the stream ends (a last event `CLOSED` with `{reason, message}`, then the end of
+ * the response and of the connection) when the connection's certificate expires (a timer at
+ * its notAfter), its CA is removed by a reload (checked every `connectionCheckMs`), the
+ * connection reaches its maximum age (a timer), or `reauthorize` (every `reauthorizeEveryMs`)
+ * finds a decision no longer allowed or cannot have one.
  */
-export function serveWatch(deps: WatchDeps, req: FastifyRequest, reply: FastifyReply, visible: (namespace: string) => boolean): void {
+export function serveWatch(deps: WatchDeps, req: FastifyRequest, reply: FastifyReply, visible: (namespace: string) => boolean, reauthorize?: Reauthorize): void {
   const max = deps.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
   const lastEventId = req.headers['last-event-id'];
   reply.hijack();
   const res = reply.raw;
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' });
+  // Connection: close: the connection ends with the stream, so one the stream was ended for
+  // (certificate, CA, age) is not reused either.
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'close' });
   let open = true;
   const queued = (): number => res.writableLength + (res.socket?.writableLength ?? 0);
   const send = (frame: Buffer): void => {
@@ -78,12 +119,49 @@ export function serveWatch(deps: WatchDeps, req: FastifyRequest, reply: FastifyR
     dumpState();
   }
   const unsubscribe = deps.stream.subscribe((ev: StreamEvent) => { if (visible(ev.namespace)) send(ev.frame); }, () => { close(); res.end(); });
-  const timer = setInterval(() => send(KEEPALIVE), deps.keepAliveMs ?? DEFAULT_KEEPALIVE_MS);
+  const timers: Array<ReturnType<typeof setInterval>> = [setInterval(() => send(KEEPALIVE), deps.keepAliveMs ?? DEFAULT_KEEPALIVE_MS)];
+  const end = (why: StreamEnd, cause?: unknown): void => {
+    if (!open) return;
+    send(sseFrame('CLOSED', why));
+    if (!open) return; // cut off as too slow by that very frame
+    close();
+    const level = why.reason === 'MaxConnectionAge' || why.reason === 'Forbidden' ? 'info' : 'warn';
+    req.log[level]({
+      client: req.clientCN, clientSha256: req.clientFingerprint || undefined, reason: why.reason, detail: why.message,
+      ...(cause === undefined ? {} : { cause: cause instanceof Error ? cause.message : String(cause) }),
+    }, 'watch stream ended by the proxy');
+    res.end();
+  };
+  const term = req.connectionTerm;
+  if (term) {
+    const checkConnection = (): void => {
+      const e = term.endReason();
+      if (e) end(e);
+    };
+    const untilDeadline = term.deadlineMs - Date.now();
+    if (untilDeadline <= MAX_TIMER_MS) timers.push(setTimeout(checkConnection, Math.max(0, untilDeadline)));
+    timers.push(setInterval(checkConnection, deps.connectionCheckMs ?? DEFAULT_CONNECTION_CHECK_MS));
+  }
+  if (reauthorize) {
+    let asking = false;
+    timers.push(setInterval(() => {
+      if (asking || !open) return;
+      asking = true;
+      reauthorize().then(
+        (forbidden) => { if (forbidden !== undefined) end({ reason: 'Forbidden', message: forbidden }); },
+        // AuthorizerUnavailableError, or anything else: no decision, no stream (fail closed).
+        (err: unknown) => end({
+          reason: 'AuthorizationUnavailable',
+          message: 'authorization could not be checked again (the proxy log has details), and nothing is streamed without a decision; reconnect',
+        }, err),
+      ).finally(() => { asking = false; });
+    }, deps.reauthorizeEveryMs ?? DEFAULT_REAUTHORIZE_MS));
+  }
   function close(): void {
     if (!open) return;
     open = false;
     unsubscribe();
-    clearInterval(timer);
+    for (const t of timers) clearInterval(t);
   }
   res.once('close', close);
 }

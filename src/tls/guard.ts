@@ -28,7 +28,7 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
 };
 
 /** What is fixed about a connection at the handshake that opened it (TLS renegotiation is off, so it cannot change). */
-interface PinnedConnection {
+export interface PinnedConnection {
   identity: ClientIdentity;
   openedAtMs: number;
   /** Earliest notAfter of the verified chain (leaf, intermediates, root). */
@@ -44,6 +44,54 @@ export type RequestVerdict =
   | { kind: 'ok'; identity: ClientIdentity; closeAfter: boolean }
   | { kind: 'refuse'; problem: ProblemError }
   | { kind: 'drop' };
+
+/** Why a response that outlives its request (a watch stream) must end now; `reason` is also the client's. */
+export interface ConnectionEnd {
+  reason: 'CertificateExpired' | 'CertificateNoLongerTrusted' | 'MaxConnectionAge';
+  message: string;
+}
+
+/**
+ * What a response that outlives its request (a watch stream) keeps checking about its
+ * connection: the per-request check of {@link TlsGuard.check} never runs again for it.
+ */
+export interface ConnectionTerm {
+  /**
+   * The moment (epoch ms) the connection must end by at the latest: just past the earliest
+   * notAfter of its chain, or when it reaches `--max-connection-age-seconds`; Infinity when neither applies.
+   */
+  deadlineMs: number;
+  /** Why the connection must end now (certificate expired, its CA removed by a reload, max age reached), else undefined. */
+  endReason(): ConnectionEnd | undefined;
+}
+
+/**
+ * Why `conn` must not serve any longer at `now`, else undefined. The trust verdict is
+ * cached per bundle generation on `conn`, as for requests.
+ */
+export function connectionEnd(conn: PinnedConnection, trust: TrustedCas, maxConnectionAgeMs: number, now: number): ConnectionEnd | undefined {
+  if (now > conn.notAfterMs) {
+    return { reason: 'CertificateExpired', message: `the client certificate (or its chain) expired at ${new Date(conn.notAfterMs).toISOString()}; reconnect with a valid certificate` };
+  }
+  if (conn.trustedInGeneration !== trust.generation) {
+    if (!trust.trusts(conn.chain)) {
+      return { reason: 'CertificateNoLongerTrusted', message: 'the client certificate\'s CA was removed from --client-ca; reconnect with a certificate from a trusted CA' };
+    }
+    conn.trustedInGeneration = trust.generation;
+  }
+  if (maxConnectionAgeMs > 0 && now - conn.openedAtMs >= maxConnectionAgeMs) {
+    return { reason: 'MaxConnectionAge', message: `the connection reached --max-connection-age-seconds (${maxConnectionAgeMs / 1000} s); reconnect, resuming with Last-Event-ID` };
+  }
+  return undefined;
+}
+
+/** The {@link ConnectionTerm} of `conn` under `trust` and `--max-connection-age-seconds`, on the clock `now`. */
+export function termOf(conn: PinnedConnection, trust: TrustedCas, maxConnectionAgeMs: number, now: () => number): ConnectionTerm {
+  return {
+    deadlineMs: Math.min(conn.notAfterMs + 1, maxConnectionAgeMs > 0 ? conn.openedAtMs + maxConnectionAgeMs : Infinity),
+    endReason: () => connectionEnd(conn, trust, maxConnectionAgeMs, now()),
+  };
+}
 
 /** What {@link TlsGuard} needs: where refusals go, the trusted CAs in force, the limits, a clock. */
 export interface TlsGuardOptions {
@@ -192,6 +240,15 @@ export class TlsGuard {
     }
     const maxAge = this.options.limits.maxConnectionAgeMs;
     return { kind: 'ok', identity: conn.identity, closeAfter: maxAge > 0 && now - conn.openedAtMs > maxAge };
+  }
+
+  /**
+   * The term of the connection of `socket` (undefined for a socket the guard never
+   * accepted), for responses that outlive their request.
+   */
+  term(socket: TLSSocket): ConnectionTerm | undefined {
+    const conn = this.pinned.get(socket);
+    return conn && termOf(conn, this.options.trust, this.options.limits.maxConnectionAgeMs, this.now);
   }
 
   private refused(socket: TLSSocket, conn: PinnedConnection, code: string, reason: string): void {

@@ -1,9 +1,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestNamespace } from '../helpers/cluster.js';
+import { randomBytes } from 'node:crypto';
+import { TestNamespace, kubectlOk } from '../helpers/cluster.js';
 import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { openSse, type SseStream } from '../helpers/sse.js';
+
+/** A short allowed TTL for the test proxy, so a revoked grant ends a stream quickly: re-asked every 1 s. */
+const ALLOWED_TTL_MS = 2_000;
+const REAUTHORIZE_MS = 1_000;
 
 describe('GET /deployments?watch=true (SSE change stream) on a real control plane', () => {
   let certs: CertFixture;
@@ -19,7 +24,7 @@ describe('GET /deployments?watch=true (SSE change stream) on a real control plan
     await a.createDeployment('web', { replicas: 1 });
     await a.createDeployment('api', { replicas: 2 });
     await b.createDeployment('other', { replicas: 1 });
-    proxy = await startProxy({ certs });
+    proxy = await startProxy({ certs, args: ['--authorization-cache-allowed-ttl', `${ALLOWED_TTL_MS}ms`] });
   });
   after(async () => {
     for (const s of open) s.close();
@@ -128,6 +133,52 @@ describe('GET /deployments?watch=true (SSE change stream) on a real control plan
       assert.equal(again.status, 200, 'a freed slot is usable again');
     } finally {
       await capped.stop();
+    }
+  });
+
+  it('ends a stream (event CLOSED, Forbidden) within allowed TTL + re-authorization period after its RoleBinding is deleted; reconnecting gets 403', async () => {
+    const name = `watch-rev-${randomBytes(3).toString('hex')}`;
+    const tls = { ca: certs.ca, ...(await certs.issueClient(name)) };
+    await kubectlOk(['-n', a.name, 'create', 'rolebinding', 'rev', '--clusterrole=k8s-api-proxy-k8s-api-proxy-viewer', `--user=${name}`]);
+    const url = `${proxy.apiUrl}/deployments?watch=true&namespace=${a.name}`;
+    let s: SseStream | undefined;
+    for (let i = 0; i < 50 && s?.status !== 200; i++) { // RBAC may take a moment to see the new binding
+      if (s) await new Promise((r) => setTimeout(r, 100));
+      s = await openSse(url, { tls });
+      open.push(s);
+    }
+    assert.equal(s!.status, 200);
+    await s!.next((e) => e.event === 'SYNCED');
+    await kubectlOk(['-n', a.name, 'delete', 'rolebinding', 'rev']);
+    const removedAt = performance.now();
+    const bound = ALLOWED_TTL_MS + REAUTHORIZE_MS;
+    const closed = await s!.next((e) => e.event === 'CLOSED', bound + 3_000);
+    const endedAfterMs = Math.round(closed.at - removedAt);
+    await s!.ended;
+    assert.equal(closed.data.reason, 'Forbidden');
+    assert.equal(closed.data.message, `deployments.apps is forbidden: User "${name}" cannot list resource "deployments" in API group "apps" in the namespace "${a.name}"`);
+    assert.ok(endedAfterMs <= bound + 1_500, `ended ${endedAfterMs} ms after the RoleBinding was deleted (bound ${bound} ms + review time)`);
+    const again = await openSse(url, { tls });
+    open.push(again);
+    assert.equal(again.status, 403);
+    const logged = proxy.logs.filter((l) => l.msg === 'watch stream ended by the proxy' && l.client === name);
+    assert.equal(logged.length, 1, 'logged once');
+    assert.equal(logged[0].reason, 'Forbidden');
+    console.log(`# measured: stream ended ${endedAfterMs} ms after its RoleBinding was deleted (allowed TTL ${ALLOWED_TTL_MS} ms, re-authorized every ${REAUTHORIZE_MS} ms)`);
+  });
+
+  it('ends a stream (event CLOSED, MaxConnectionAge) when its connection reaches --max-connection-age-seconds', async () => {
+    const aged = await startProxy({ certs, args: ['--max-connection-age-seconds', '2'] });
+    try {
+      const s = await openSse(`${aged.apiUrl}/deployments?watch=true&namespace=${a.name}`, { tls: { ca: certs.ca, ...certs.client } });
+      open.push(s);
+      const synced = await s.next((e) => e.event === 'SYNCED');
+      const closed = await s.next((e) => e.event === 'CLOSED', 5_000);
+      await s.ended;
+      assert.equal(closed.data.reason, 'MaxConnectionAge');
+      assert.ok(closed.at - synced.at <= 2_500, `ended ${Math.round(closed.at - synced.at)} ms after SYNCED`);
+    } finally {
+      await aged.stop();
     }
   });
 
