@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { badRequest } from '../errors.js';
 import type { CacheReader } from '../kube/object-store.js';
@@ -87,7 +88,10 @@ export function serveWatch(deps: WatchDeps, req: FastifyRequest, reply: FastifyR
   const res = reply.raw;
   // Connection: close: the connection ends with the stream, so one the stream was ended for
   // (certificate, CA, age) is not reused either.
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'close' });
+  // Hijacked: Fastify sends none of the headers set so far (X-Request-Id), so they go here.
+  // Sent at once, so a client knows the stream is open before the first event.
+  res.writeHead(200, { ...(reply.getHeaders() as http.OutgoingHttpHeaders), 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'close' });
+  res.flushHeaders();
   let open = true;
   const queued = (): number => res.writableLength + (res.socket?.writableLength ?? 0);
   const send = (frame: Buffer): void => {

@@ -398,13 +398,14 @@ describe('change stream (SSE) over real loopback sockets', () => {
     }
   });
 
-  it('starts with the state (sorted, filtered) and SYNCED, then live events, and keep-alive comments', async () => {
+  it('starts with the state (sorted, filtered) and SYNCED, then live events, and keep-alive comments; headers go out at once', async () => {
     const src = source([dep('b', 'z', 1), dep('a', 'y', 2), dep('a', 'x', 3)]);
     const stream = new ChangeStream(src);
     const { app, base } = await listen(src, stream, 1 << 20, 50);
     try {
-      const w = await read(`${base}/deployments?watch=true&namespace=a`);
+      const w = await read(`${base}/deployments?watch=true&namespace=a`, { 'x-request-id': 'watch-req-1' });
       assert.equal(w.res.headers['content-type'], 'text/event-stream; charset=utf-8');
+      assert.equal(w.res.headers['x-request-id'], 'watch-req-1', 'the stream carries X-Request-Id like every answer');
       await waitFor('synced', () => w.text().includes('SYNCED'));
       src.emit('MODIFIED', 'x', '101', 5);
       src.emit('MODIFIED', 'z', '102', 5, 'b');
@@ -419,6 +420,23 @@ describe('change stream (SSE) over real loopback sockets', () => {
       await waitFor('unsubscribed', () => stream.watchers === 0);
       assert.equal((await app.inject('/deployments?watch=maybe')).statusCode, 400);
     } finally {
+      await app.close();
+    }
+  });
+
+  it('sends the headers of a resumed stream at once, before any event or keep-alive', async () => {
+    const src = source([dep('a', 'x', 3)]);
+    const stream = new ChangeStream(src);
+    const { app, base } = await listen(src, stream, 1 << 20, 60_000);
+    const req = http.get(`${base}/deployments?watch=true`, { headers: { 'last-event-id': '100' } });
+    try {
+      const res = await Promise.race([
+        new Promise<http.IncomingMessage>((resolve) => req.once('response', resolve)),
+        new Promise<never>((_r, reject) => setTimeout(() => reject(new Error('no headers within 2 s')), 2_000)),
+      ]);
+      assert.equal(res.statusCode, 200, 'nothing was missed, so no event yet: the headers alone say the stream is open');
+    } finally {
+      req.destroy();
       await app.close();
     }
   });
