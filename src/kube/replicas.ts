@@ -195,6 +195,11 @@ export class KubeReplicaService implements ReplicaService {
     this.recorder = options.recorder ?? NOOP_WRITE_RECORDER;
   }
 
+  /** Deployments with a write running or in line (a queue is dropped once its last write settles); for tests. */
+  get writeQueues(): number {
+    return this.queues.size;
+  }
+
   get(namespace: string, name: string): ReplicasAnswer {
     if (!this.cache.hasSynced()) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
     const d = this.cache.get(namespace, name);

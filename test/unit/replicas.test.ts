@@ -91,7 +91,7 @@ describe('KubeReplicaService.set', () => {
     const gone = new AbortController();
     const client = scriptedClient([conflict]);
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), { sleep: async () => { gone.abort(); }, random: () => 0.5 });
-    await assert.rejects(svc.set('ns', 'web', 3, gone.signal), (e: ProblemError) => e.status === 408 && /not started/.test(e.message));
+    await assert.rejects(svc.set('ns', 'web', 3, gone.signal), (e: ProblemError) => e.status === 408 && e.reason === 'RequestTimeout' && /not started/.test(e.message));
     assert.deepEqual(client.calls.map((c) => c.method), ['PUT'], 'no second write');
   });
 
@@ -145,7 +145,7 @@ describe('KubeReplicaService.set', () => {
     const timeouts: number[] = [];
     const client = { request: async (_m: string, _p: string, o: { timeoutMs: number }) => { timeouts.push(o.timeoutMs); clock = 10_000; return conflict(); } } as unknown as KubeClient;
     const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock });
-    await assert.rejects(svc.set('ns', 'web', 1), (e: ProblemError) => e.status === 504 && e.message === 'gave up on deployment "web" in namespace "ns" after 10 s (API server slow or other writes queued ahead)');
+    await assert.rejects(svc.set('ns', 'web', 1), (e: ProblemError) => e.status === 504 && e.reason === 'GatewayTimeout' && e.message === 'gave up on deployment "web" in namespace "ns" after 10 s (API server slow or other writes queued ahead)');
     assert.deepEqual(timeouts, [5_000]);
   });
 
@@ -168,7 +168,7 @@ describe('KubeReplicaService.set', () => {
     const gone = new AbortController();
     gone.abort();
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), noSleep);
-    await assert.rejects(svc.set('ns', 'web', 3, gone.signal), (e: ProblemError) => e.status === 408);
+    await assert.rejects(svc.set('ns', 'web', 3, gone.signal), (e: ProblemError) => e.status === 408 && e.reason === 'RequestTimeout' && e.message === 'the client closed the connection; the write was not started');
     assert.equal(client.calls.length, 0);
   });
 
@@ -204,6 +204,56 @@ describe('KubeReplicaService.set', () => {
     const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), noSleep);
     await Promise.all([1, 2, 3, 4, 5].map((n) => svc.set('ns', 'web', n)));
     assert.equal(maxInFlight, 1);
+  });
+
+  it('keeps one queue per Deployment only while writes are in line: a third write waits for the second, and the queue is gone once all settle', async () => {
+    const started: number[] = [];
+    const release: Array<() => void> = [];
+    const client = {
+      request: async (_m: string, _p: string, o: { body?: { spec: { replicas: number } } } = {}) => {
+        started.push(o.body!.spec.replicas);
+        await new Promise<void>((r) => release.push(r));
+        return { metadata: { resourceVersion: String(started.length + 1) }, spec: o.body!.spec };
+      },
+    } as unknown as KubeClient;
+    const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), noSleep);
+    const turn = () => new Promise((r) => setImmediate(r));
+    const first = svc.set('ns', 'web', 1);
+    const second = svc.set('ns', 'web', 2);
+    await turn();
+    assert.deepEqual(started, [1]);
+    release.shift()!();
+    assert.equal((await first).view.replicas, 1);
+    await turn();
+    assert.deepEqual(started, [1, 2], 'the second write runs once the first has settled');
+    // The first write's clean-up must not drop the queue the second one is running in.
+    const third = svc.set('ns', 'web', 3);
+    await turn();
+    assert.deepEqual(started, [1, 2], 'the third write waits for the second, never runs beside it');
+    assert.equal(svc.writeQueues, 1);
+    release.shift()!();
+    assert.equal((await second).view.replicas, 2);
+    await turn();
+    assert.deepEqual(started, [1, 2, 3]);
+    release.shift()!();
+    assert.equal((await third).view.replicas, 3);
+    assert.equal(svc.writeQueues, 0, 'no settled queue is kept per Deployment');
+  });
+
+  it('really waits between conflict retries when no sleep is injected (the default sleep is a timer)', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const client = scriptedClient([conflict, scale(3, '2')]);
+    // random() = 1: the first wait is 10 ms + 1.
+    const pending = new KubeReplicaService(client, cacheOf(dep(1, '1')), { random: () => 1 }).set('ns', 'web', 3);
+    const turn = () => new Promise((r) => setImmediate(r));
+    await turn();
+    assert.equal(client.calls.length, 1, 'the conflicting write');
+    t.mock.timers.tick(10);
+    await turn();
+    assert.equal(client.calls.length, 1, 'no retry before 11 ms');
+    t.mock.timers.tick(1);
+    assert.equal((await pending).view.replicas, 3);
+    assert.equal(client.calls.length, 2);
   });
 
   it('answers 429 at once, with Retry-After, when the Deployment\'s write queue is full (30 PUTs behind a slow API server)', async () => {
@@ -347,11 +397,6 @@ describe('WriteOverlay (read your writes)', () => {
     o.resolve('ns', 'web', dep(7, '21'));
     assert.equal(o.size, 0);
   });
-});
-
-describe('rvAtLeast', () => {
-  const cases: Array<[string, string, boolean]> = [['010', '10', true], ['abc', '5', false], ['5', 'abc', false], ['12a', '11', false], ['11', 'a12', false], ['5', '5', true], ['10', '9', true], ['9', '10', false], ['100000000000000000001', '100000000000000000000', true], ['abc', 'abc', true], ['abc', 'abd', false], ['', '1', false]];
-  for (const [a, b, want] of cases) it(`${JSON.stringify(a)} >= ${JSON.stringify(b)} is ${want}`, () => assert.equal(rvAtLeast(a, b), want));
 });
 
 describe('toProblem: API server failures never become 404 or a stack trace', () => {
