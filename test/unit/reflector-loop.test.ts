@@ -1,7 +1,7 @@
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { Reflector, listAll, type CacheChange, type ReflectorOptions, type ResourceSpec } from '../../src/kube/reflector.js';
+import { DEFAULT_BACKOFF, Reflector, backoffDelayMs, listAll, type CacheChange, type ReflectorOptions, type ResourceSpec } from '../../src/kube/reflector.js';
 import { KubeResponseTooLargeError, KubeStatusError } from '../../src/kube/kube-client.js';
 import type { CachedObject } from '../../src/kube/object-store.js';
 import { manualClock, scriptedKube, turn, turnsUntil, type ListHandler, type ScriptedKube } from '../helpers/scripted-kube.js';
@@ -146,7 +146,7 @@ describe('Reflector loop (injected clock, in-memory client)', () => {
   });
 
   it('applies ADDED, MODIFIED, DELETED and BOOKMARK events in order, each moving the resourceVersion, and tells listeners after storing', T, async () => {
-    const { r, clock, watch, rec } = setup(() => page('10', [obj('a', 'one', '5')]));
+    const { r, clock, watch, rec, log } = setup(() => page('10', [obj('a', 'one', '5')]));
     const seen: string[] = [];
     r.subscribe((c: CacheChange<Thing>) => {
       assert.equal(c.object.shaped, true, 'listeners get the shaped object');
@@ -165,11 +165,13 @@ describe('Reflector loop (injected clock, in-memory client)', () => {
     w.send('BOOKMARK', { metadata: { resourceVersion: '20' } });
     assert.equal(r.resourceVersion(), '20');
     w.send('BOOKMARK', { metadata: {} });
+    w.send('BOOKMARK', {});
     assert.equal(r.resourceVersion(), '20', 'an event without a resourceVersion keeps the last one');
     assert.deepEqual(seen, ['ADDED one 10 1', 'ADDED two 11 2', 'MODIFIED one 12 3', 'DELETED two 13 gone']);
     assert.deepEqual(r.list('a').map((t) => [t.metadata.name, t.spec?.n]), [['one', 3]]);
-    assert.deepEqual(rec.seen.filter((s) => s.startsWith('event')), ['event things ADDED', 'event things MODIFIED', 'event things DELETED', 'event things BOOKMARK', 'event things BOOKMARK']);
+    assert.deepEqual(rec.seen.filter((s) => s.startsWith('event')), ['event things ADDED', 'event things MODIFIED', 'event things DELETED', 'event things BOOKMARK', 'event things BOOKMARK', 'event things BOOKMARK']);
     assert.equal(w.closed, false);
+    assert.deepEqual(log.lines.filter((l) => l.level === 50), [], 'a bookmark is no change: listeners are not called');
   });
 
   it('keeps going when a listener throws (logged at error), and stops telling one that unsubscribed', T, async () => {
@@ -294,7 +296,7 @@ describe('Reflector loop (injected clock, in-memory client)', () => {
     clock.advance(1_000);
     w3.end();
     const w4 = await watch(3);
-    assert.deepEqual([r.status().failures, clock.sleeps], [0, [800, 800]]);
+    assert.deepEqual([r.status().failures, clock.sleeps, r.status().lastError], [0, [800, 800], 'reset'], 'a healthy end is no error');
     assert.equal(w4.query.get('resourceVersion'), '11');
     assert.equal(lists(kube).length, 1);
   });
@@ -376,6 +378,48 @@ describe('Reflector loop (injected clock, in-memory client)', () => {
     await stopped;
     assert.deepEqual([r.status().failures, r.status().lastError], [0, '']);
     assert.ok(!log.msgs().some((m) => m.includes('backing off')));
+  });
+});
+
+describe('Reflector without a logger', () => {
+  it('keeps going through a throwing listener and a 410 relist', T, async () => {
+    let n = 0;
+    const kube = scriptedKube(() => page(String(++n * 10), []));
+    const r = new Reflector(kube.client, THINGS, { clock: manualClock() });
+    live.push(r);
+    r.subscribe(() => { throw new Error('listener bug'); });
+    r.start();
+    const w = await turnsUntil('watch', () => kube.watches[0]);
+    w.send('ADDED', obj('a', 'x', '11'));
+    assert.equal(w.closed, false);
+    w.send('ERROR', { code: 410, message: 'too old' });
+    const w2 = await turnsUntil('watch after the relist', () => kube.watches[1]);
+    assert.equal(w2.query.get('resourceVersion'), '20');
+  });
+});
+
+describe('Reflector details', () => {
+  it('reports the page size it fell back to after a page that was too large', T, async () => {
+    const kube = scriptedKube((q) => { if (q.get('limit') === '500') throw new KubeResponseTooLargeError('too large', 1); return page('1', []); });
+    const r = new Reflector(kube.client, THINGS, { clock: manualClock() });
+    live.push(r);
+    r.start();
+    await r.whenSynced;
+    assert.equal(r.status().pageSize, 250);
+  });
+
+  it('never answers "already there" before the first list', T, async () => {
+    const r = new Reflector(scriptedKube(() => page('1', [])).client, THINGS, { clock: manualClock() });
+    assert.equal(await r.waitForResourceVersion('', 0), false);
+  });
+
+  it('spreads backoff delays ±25 % around 800 ms doubling, never above 30 s', () => {
+    assert.equal(backoffDelayMs(DEFAULT_BACKOFF, 3, () => 0), 2400);
+    assert.equal(backoffDelayMs(DEFAULT_BACKOFF, 3, () => 0.5), 3200);
+    assert.equal(backoffDelayMs(DEFAULT_BACKOFF, 3, () => 1), 4000);
+    assert.equal(backoffDelayMs(DEFAULT_BACKOFF, 0, () => 0.5), 800, 'failures below 1 count as the first');
+    assert.equal(backoffDelayMs(DEFAULT_BACKOFF, 6, () => 1), 30_000, '25.6 s + 25 % is capped');
+    assert.equal(backoffDelayMs({ initialMs: 100, maxMs: 1_000, factor: 3, jitter: 0 }, 3, () => 0.9), 900);
   });
 });
 
