@@ -317,11 +317,13 @@ export class KubeReplicaService implements ReplicaService {
           spec: { replicas },
         };
         verb = 'update';
+        // A write that changes nothing keeps the object's resourceVersion (as read, or as
+        // cached when it went out: the watch may deliver this very write before its answer).
+        const rvBefore = resourceVersion ?? this.cache.get(namespace, name)?.metadata.resourceVersion;
         const committed = await this.client.request<Scale>('PUT', `${path}?fieldManager=${FIELD_MANAGER}`, { body, timeoutMs: budget(), signal });
         const value = committed.spec?.replicas ?? 0;
         const rv = committed.metadata.resourceVersion ?? '';
-        // A write that changes nothing keeps the object's resourceVersion (as last cached or read).
-        this.recorder.write(rv !== '' && rv === (resourceVersion ?? this.cache.get(namespace, name)?.metadata.resourceVersion) ? 'unchanged' : 'updated');
+        this.recorder.write(rv !== '' && rv === rvBefore ? 'unchanged' : 'updated');
         this.overlay.record(namespace, name, value, rv);
         return { view: { deployment: name, namespace, replicas: value }, etag: `"${rv}"`, resourceVersion: rv, ...(previousReplicas !== undefined ? { previousReplicas } : {}) };
       } catch (err) {

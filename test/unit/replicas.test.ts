@@ -81,6 +81,16 @@ describe('KubeReplicaService.set', () => {
     assert.deepEqual(lines.map((l) => [l.msg, l.namespace, l.deployment]), [['the API server requires a resourceVersion on scale updates; reading first', 'ns', 'web']]);
   });
 
+  it('switches to read-first once: a 422 about resourceVersion on the read-first write is passed on, and only a 422 switches', async () => {
+    const requires = () => { throw new KubeStatusError(422, 'Invalid', 'metadata.resourceVersion: Invalid value: 0x0: must be specified for an update'); };
+    const again = scriptedClient([requires, scale(1, '10'), requires, scale(1, '10'), scale(4, '11')]);
+    await assert.rejects(new KubeReplicaService(again, cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 4), (e: ProblemError) => e.status === 422);
+    assert.deepEqual(again.calls.map((c) => c.method), ['PUT', 'GET', 'PUT']);
+    const other = scriptedClient([() => { throw new KubeStatusError(500, 'InternalError', 'etcd: resourceVersion too old'); }, scale(1, '10'), scale(4, '11')]);
+    await assert.rejects(new KubeReplicaService(other, cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 4), (e: ProblemError) => e.status === 502);
+    assert.deepEqual(other.calls.map((c) => c.method), ['PUT']);
+  });
+
   it('answers 422 at once, without reading, when the 422 is not about a missing resourceVersion', async () => {
     const client = scriptedClient([() => { throw new KubeStatusError(422, 'Invalid', 'spec.replicas: must be >= 0'); }, scale(1, '2')]);
     await assert.rejects(new KubeReplicaService(client, cacheOf(dep(1, '1')), noSleep).set('ns', 'web', 4), (e: ProblemError) => e.status === 422);
@@ -293,6 +303,15 @@ describe('KubeReplicaService.set', () => {
     await svc.set('ns', 'web', 4);
     await assert.rejects(svc.set('ns', 'web', 5));
     assert.deepEqual(outcomes, ['unchanged', 'updated', 'retry', 'not_found']);
+  });
+
+  it('counts a write as updated even when the watch delivers it to the cache before the API server\'s answer arrives', async () => {
+    const outcomes: string[] = [];
+    let cached = dep(1, '10');
+    const cache: CacheReader<CachedDeployment> = { get: () => cached, list: () => [cached], hasSynced: () => true };
+    const client = scriptedClient([(_m, body) => { cached = dep(3, '11'); return { ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } }; }]);
+    await new KubeReplicaService(client, cache, { ...noSleep, recorder: { write: (o: string) => { outcomes.push(o); }, conflictRetried: () => undefined } }).set('ns', 'web', 3);
+    assert.deepEqual(outcomes, ['updated']);
   });
 
   it('really waits between conflict retries when no sleep is injected (the default sleep is a timer)', async (t) => {
@@ -564,7 +583,7 @@ describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
   it('RBAC (the authorizer denies the verb): 502 naming the verb, and the access check is refreshed', async () => {
     const a = access(false);
     await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('User "system:serviceaccount:p:proxy" cannot update resource "deployments/scale"')]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7),
-      (e: ProblemError) => e.status === 502 && /RBAC role does not allow update on deployments\/scale/.test(e.message) && !/system:serviceaccount/.test(e.message));
+      (e: ProblemError) => e.status === 502 && e.reason === 'BadGateway' && /RBAC role does not allow update on deployments\/scale/.test(e.message) && !/system:serviceaccount/.test(e.message));
     assert.equal(a.seen.invalidated, 1);
   });
 
@@ -602,6 +621,12 @@ describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
     assert.deepEqual([b.seen.invalidated, b.seen.asked.length], [0, 0]);
   });
 
+  it('a 401 or 403 without an access check (no way to ask) is the generic 502', async () => {
+    const unauthorized = () => { throw new KubeStatusError(401, 'Unauthorized', 'Unauthorized'); };
+    await assert.rejects(new KubeReplicaService(scriptedClient([unauthorized]), cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 7), (e: ProblemError) => e.status === 502);
+    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('x')]), cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 7), (e: ProblemError) => e.status === 502 && /HTTP 403 Forbidden/.test(e.message));
+  });
+
   it('401 is always the proxy\'s credentials: 502', async () => {
     const unauthorized = () => { throw new KubeStatusError(401, 'Unauthorized', 'Unauthorized', { message: 'Unauthorized' }); };
     await assert.rejects(new KubeReplicaService(scriptedClient([unauthorized]), cacheOf(dep(1, '10')), { ...noSleep, access: access(true) }).set('ns', 'web', 7),
@@ -628,6 +653,7 @@ describe('upstreamText and admissionRefusal (the API server\'s words, without th
   it('hides user names and service accounts even when the proxy\'s own name is not known', () => {
     const e = new KubeStatusError(403, 'Forbidden', 'x', { message: 'User "system:serviceaccount:a:b" cannot update; user "bob" neither; asked by system:serviceaccount:p:proxy, then' });
     assert.equal(upstreamText(e), 'User "<proxy>" cannot update; user "<proxy>" neither; asked by <proxy>, then');
+    assert.equal(upstreamText(new KubeStatusError(403, 'Forbidden', 'x', { message: 'by system:serviceaccount:kube-system:proxy-sa, group system:serviceaccount:kube-system' })), 'by <proxy>, group <proxy>');
     assert.equal(upstreamText(new KubeStatusError(403, 'Forbidden', 'x', { message: 'by me-the-proxy and me-the-proxy' }), 'me-the-proxy'), 'by <proxy> and <proxy>');
   });
   it('passes a 422 on as Invalid, anything else as Forbidden, keeping the cause', () => {
@@ -660,7 +686,7 @@ describe('toProblem details a client can act on', () => {
     });
   }
   it('keeps the upstream error as the cause, for the log', () => {
-    for (const err of [new KubeStatusError(500, '', 'x'), new KubeStatusError(503, '', 'x'), new KubeStatusError(504, '', 'x'), new KubeStatusError(422, '', 'x'), new KubeTimeoutError('x'), new KubeUnreachableError('x'), new TypeError('x')]) {
+    for (const err of [new KubeStatusError(401, '', 'x'), new KubeStatusError(500, '', 'x'), new KubeStatusError(503, '', 'x'), new KubeStatusError(504, '', 'x'), new KubeStatusError(422, '', 'x'), new KubeTimeoutError('x'), new KubeUnreachableError('x'), new TypeError('x')]) {
       assert.equal(toProblem(err, 'w').cause, err, err.message);
     }
   });
