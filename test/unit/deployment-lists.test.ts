@@ -77,6 +77,13 @@ describe('CachedDeploymentLists (the list route\'s source)', () => {
     assert.deepEqual(names((await lists.list({})).body), ['a/old'], 'the cache\'s own views are untouched');
   });
 
+  it('reads through without a logger too', async () => {
+    const store = new ObjectStore<CachedDeployment>();
+    const cache = { index: store, hasSynced: () => true, resourceVersion: () => '1', waitForResourceVersion: async () => false };
+    const lists = new CachedDeploymentLists(cache, async () => ({ items: [d('a', 'x')], resourceVersion: '9' }), { consistencyWaitMs: 0 });
+    assert.deepEqual(names((await lists.list({ minResourceVersion: '9' })).body), ['a/x']);
+  });
+
   it('lists the namespaces holding Deployments as a copy the store cannot change under the caller', () => {
     const { lists, store } = world([d('b', 'y'), d('a', 'x')], '10');
     const got = lists.namespaces();

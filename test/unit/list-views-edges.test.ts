@@ -32,6 +32,8 @@ describe('ListViews edges', () => {
     const views = new ListViews(storeOf([d('a', 'x')]), () => '5');
     const none = await views.list(() => false);
     assert.deepEqual([none.body.toString(), none.items], ['[]', 0]);
+    const missing = await views.list('nope');
+    assert.deepEqual([missing.body.toString(), missing.etag], ['[]', none.etag], 'equal bytes, equal tags');
     const emptyStore = await new ListViews(storeOf([]), () => '5').list();
     assert.deepEqual([emptyStore.body.toString(), emptyStore.items], ['[]', 0]);
   });
@@ -70,7 +72,7 @@ describe('ListViews edges', () => {
   it('refuses tokens it did not issue with 400, naming the parameter', async () => {
     const views = new ListViews(storeOf([d('a', '1'), d('a', '2')]), () => '1');
     const s = (await views.list()).etag.slice(1, -1);
-    for (const bad of [token(null), token({ v: 2, s, i: 1 }), token({ s, i: 1 }), token({ v: 1, s: 5, i: 1 }), token({ v: 1, s, i: 1.5 }), token({ v: 1, s, i: '1' }), token({ v: 1, s, i: -1 }), 'e30']) {
+    for (const bad of [token(null), token({ v: 2, s, i: 1 }), token({ s, i: 1 }), token({ v: 1, s: 5, i: 1 }), token({ v: 1, s, i: 1.5 }), token({ v: 1, s, i: '1' }), token({ v: 1, s, i: -1 }), 'e30', 'not-a-token']) {
       await assert.rejects(views.list(undefined, { limit: 1, continueToken: bad }), (e: ProblemError) => e.status === 400 && e.message === 'querystring.continue: not a continue token issued by this API', bad);
     }
     assert.equal((await views.list(undefined, { limit: 1, continueToken: token({ v: 1, s, i: 0 }) })).items, 1, 'i = 0 is a token');
@@ -116,6 +118,16 @@ describe('ListViews edges', () => {
     assert.equal(answer.items, 1);
     await views.list();
     assert.equal(gen, 12, 'an unstable answer is not kept as the all-namespaces view');
+  });
+
+  it('yields to the event loop with its default work slice (4 ms) while building a big namespace', async () => {
+    const views = new ListViews(storeOf(Array.from({ length: 50_000 }, (_, i) => d('big', `d${i}`))), () => '1');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    const answer = await views.list();
+    clearInterval(timer);
+    assert.equal(answer.items, 50_000);
+    assert.ok(ticks > 0, 'timers ran while the list was being built');
   });
 
   it('a stable answer reflects the resourceVersion at its end', async () => {
