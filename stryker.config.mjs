@@ -41,7 +41,8 @@ export default {
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   // Below `break` the run exits non-zero (CI-able); `high`/`low` only colour the report.
-  thresholds: { high: 95, low: 85, break: 91 },
+  // 80: issue 17's floor, until a full run on today's src/ measures the total (README).
+  thresholds: { high: 95, low: 85, break: 80 },
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
 };

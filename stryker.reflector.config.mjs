@@ -20,5 +20,6 @@ export default {
   incrementalFile: 'reports/mutation/reflector/incremental.json',
   htmlReporter: { fileName: 'reports/mutation/reflector/mutation.html' },
   jsonReporter: { fileName: 'reports/mutation/reflector/mutation.json' },
-  thresholds: { ...base.thresholds, break: null },
+  // The score measured on 30 November 2026 (89.4 %), floored.
+  thresholds: { ...base.thresholds, break: 89 },
 };
