@@ -121,6 +121,10 @@ test-integration: install build control-plane ## Integration and end-to-end test
 mutation: install ## Mutation testing (StrykerJS) of the unit tier; incremental; fails below the break threshold.
 	npx stryker run
 
+.PHONY: mutation-reflector
+mutation-reflector: install ## Mutation testing of src/kube/reflector.ts alone, judged by its clock-driven tests (stryker.reflector.config.mjs).
+	npx stryker run stryker.reflector.config.mjs
+
 .PHONY: ci
 ci: typecheck lint test ## What CI runs: typecheck, lint, all tests.
 

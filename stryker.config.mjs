@@ -12,12 +12,14 @@ export default {
   },
   // Globs, so directories that do not exist yet (src/authz/, src/audit/) or have gone
   // match nothing instead of failing the run.
-  // src/kube/reflector.ts belongs here too, but its mutants cost most of the run: its tests
-  // wait on real timers and sockets, and a mutant that stalls the loop only ends at the
-  // timeout (about a minute each on 2 shared cores). Run it alone until that is faster:
-  //   npx stryker run --mutate src/kube/reflector.ts
+  // src/kube/reflector.ts has its own run, `make mutation-reflector` (stryker.reflector.config.mjs):
+  // here each of its mutants would also run every test file that starts a Reflector over real
+  // sockets and time (reflector.test.ts, metrics.test.ts, scale-guards.test.ts).
   mutate: [
     'src/kube/replicas.ts',
+    'src/kube/resource-version.ts',
+    'src/kube/read-through.ts',
+    'src/views/**/*.ts',
     'src/auth/**/*.ts',
     'src/authz/**/*.ts',
     'src/routes/**/*.ts',
@@ -39,7 +41,8 @@ export default {
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   // Below `break` the run exits non-zero (CI-able); `high`/`low` only colour the report.
-  thresholds: { high: 95, low: 85, break: 91 },
+  // 80: issue 17's floor, until a full run on today's src/ measures the total (README).
+  thresholds: { high: 95, low: 85, break: 80 },
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
 };

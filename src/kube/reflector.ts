@@ -250,6 +250,11 @@ export class Reflector<T extends CachedObject> implements CacheReader<T>, Resour
     });
   }
 
+  /** Reads still waiting in {@link waitForResourceVersion} (each leaves on its answer, timeout or abort); for tests. */
+  get waitingReads(): number {
+    return this.waiters.size;
+  }
+
   private wakeWaiters(): void {
     if (this.waiters.size === 0 || !this.synced) return;
     for (const w of [...this.waiters]) if (rvAtLeast(this.rv, w.rv)) w.done(true);

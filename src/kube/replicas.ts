@@ -198,6 +198,11 @@ export class KubeReplicaService implements ReplicaService {
     this.recorder = options.recorder ?? NOOP_WRITE_RECORDER;
   }
 
+  /** Deployments this service keeps write state for (a write running or in line; dropped once the last one settles); for tests. */
+  get writeQueues(): number {
+    return new Set([...this.queues.keys(), ...this.queued.keys()]).size;
+  }
+
   get(namespace: string, name: string): ReplicasAnswer {
     if (!this.cache.hasSynced()) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
     const d = this.cache.get(namespace, name);
@@ -396,7 +401,7 @@ export function upstreamText(err: KubeStatusError, proxyUser?: string): string {
     .map((c) => `${c.field}: ${c.message ?? c.reason ?? 'invalid'}`);
   if (extra.length > 0) text += ` (${extra.join('; ')})`;
   if (proxyUser) text = text.split(proxyUser).join('<proxy>');
-  return text.replace(/\b(User|user) "[^"]*"/g, '$1 "<proxy>"').replace(/system:serviceaccount:[^\s"':,]+/g, '<proxy>');
+  return text.replace(/\b(User|user) "[^"]*"/g, '$1 "<proxy>"').replace(/system:serviceaccount:[^\s"':,]+(?::[^\s"':,]+)?/g, '<proxy>');
 }
 
 function withCause(p: ProblemError, cause: unknown): ProblemError {

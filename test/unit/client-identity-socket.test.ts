@@ -23,6 +23,10 @@ describe('clientIdentity (the TLS socket, never headers) and unfitReason bounds'
   it('is the verified leaf CN, fingerprint, and groups (no O: only system:authenticated)', () => {
     assert.deepEqual(clientIdentity(socket(true, peer) as unknown as TLSSocket), { commonName: 'ci pipeline', fingerprint256: peer.fingerprint256, groups: ['system:authenticated'] });
   });
+  it('maps a single O (Node gives a string) and several O (an array) to groups, in certificate order', () => {
+    assert.deepEqual(clientIdentity(socket(true, { ...peer, subject: { CN: 'x', O: 'dev' } }) as unknown as TLSSocket)?.groups, ['dev', 'system:authenticated']);
+    assert.deepEqual(clientIdentity(socket(true, { ...peer, subject: { CN: 'x', O: ['ops', 'dev'] } }) as unknown as TLSSocket)?.groups, ['ops', 'dev', 'system:authenticated']);
+  });
   const none: Array<[string, unknown]> = [
     ['a socket that is not TLS', { authorized: true }],
     ['no socket at all', undefined],

@@ -64,6 +64,21 @@ describe('unfitReason (checks OpenSSL leaves to us)', () => {
   it('refuses a CA certificate even with clientAuth', async () => {
     assert.match(unfitReason(der(await issueCert(ca, { commonName: 'sub', usages: ['client'], ca: true })), Date.now()) ?? '', /CA certificate/);
   });
+  it('accepts a comma in an O (a group is one value; only a CN would read as two names)', async () => {
+    const c = await issueCert(ca, { commonName: '', subject: [{ CN: ['carol'] }, { O: ['Acme, Inc.'] }], usages: ['client'] });
+    assert.equal(unfitReason(der(c), Date.now()), undefined);
+  });
+  it('names the attribute and the reason of an unfit name exactly', async () => {
+    const cases: Array<[Array<Record<string, string[]>>, string]> = [
+      [[{ CN: ['carol'] }, { O: [' '] }], 'certificate subject O is blank'],
+      [[{ CN: ['a\u0007b'] }], 'certificate subject CN holds Unicode control or format characters'],
+      [[{ CN: ['carol'] }, { O: ['a\u0000b'] }], 'certificate subject O holds Unicode control or format characters'],
+      [[{ CN: ['a,b'] }], 'certificate subject CN holds a comma (it would read as several names)'],
+    ];
+    for (const [subject, want] of cases) {
+      assert.equal(unfitReason(der(await issueCert(ca, { commonName: '', subject, usages: ['client'] })), Date.now()), want, JSON.stringify(subject));
+    }
+  });
   it('accepts a CN with an equals sign as one CN', async () => {
     assert.equal(unfitReason(der(await issueCert(ca, { commonName: 'a=b', usages: ['client'] })), Date.now()), undefined);
   });

@@ -60,7 +60,7 @@ describe('health endpoints, 404/405 answers, list order (Fastify inject)', () =>
 
   it('answers 405 with the Allow of each Deployment path, and 404 naming an unknown one', async () => {
     const list = await api().inject({ method: 'PUT', url: '/deployments' });
-    assert.deepEqual([list.statusCode, list.headers.allow, list.json().detail], [405, 'GET, HEAD', 'PUT is not allowed on /deployments; allowed: GET, HEAD']);
+    assert.deepEqual([list.statusCode, list.headers.allow, list.json().reason, list.json().title, list.json().detail], [405, 'GET, HEAD', 'MethodNotAllowed', 'Method Not Allowed', 'PUT is not allowed on /deployments; allowed: GET, HEAD']);
     const one = await api().inject({ method: 'DELETE', url: '/deployments/ns/web.v2/replicas' });
     assert.deepEqual([one.statusCode, one.headers.allow], [405, 'GET, HEAD, PUT']);
     const nope = await api().inject({ method: 'GET', url: '/deployments/ns/web/replicas/x?y=1' });

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_CONFLICT_RETRY, KubeReplicaService, WriteOverlay, rvAtLeast, toProblem } from '../../src/kube/replicas.js';
+import { DEFAULT_CONFLICT_RETRY, KubeReplicaService, WriteOverlay, admissionRefusal, rvAtLeast, toProblem, upstreamText } from '../../src/kube/replicas.js';
 import { KubeStatusError, KubeTimeoutError, KubeUnreachableError, type KubeClient } from '../../src/kube/kube-client.js';
 import type { CacheReader } from '../../src/kube/object-store.js';
 import type { CachedDeployment } from '../../src/kube/deployments.js';
@@ -45,7 +45,7 @@ describe('KubeReplicaService.set', () => {
     const svc = new KubeReplicaService(client, cacheOf(undefined), noSleep);
     const answer = await svc.set('ns', 'web', 4);
     assert.equal(answer.view.replicas, 4);
-    assert.equal(answer.previousReplicas, undefined, 'unknown before: the audit event leaves replicas-before out');
+    assert.ok(!('previousReplicas' in answer), 'unknown before: the audit event leaves replicas-before out');
     assert.deepEqual(client.calls.map((c) => c.method), ['PUT']);
     assert.deepEqual((client.calls[0].body as { metadata: object }).metadata, { name: 'web', namespace: 'ns' });
   });
@@ -78,6 +78,36 @@ describe('KubeReplicaService.set', () => {
     assert.equal(svc.conflicts, 1);
   });
 
+  it('on the read-first fallback, bounds and aborts the read like the write, and takes replicas-before from the read (0 when omitted)', async () => {
+    const requires = () => { throw new KubeStatusError(422, 'Invalid', 'metadata.resourceVersion: Invalid value: 0x0: must be specified for an update'); };
+    const seen: Array<{ method: string; timeoutMs?: number; signal?: AbortSignal }> = [];
+    const inner = scriptedClient([requires, () => ({ metadata: { name: 'web', namespace: 'ns', resourceVersion: '10' }, spec: {} }), scale(5, '11')]);
+    const client = { request: (m: string, p: string, o: { timeoutMs?: number; signal?: AbortSignal }) => { seen.push({ method: m, timeoutMs: o.timeoutMs, signal: o.signal }); return inner.request(m, p, o); } } as unknown as KubeClient;
+    const signal = new AbortController().signal;
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => { lines.push(JSON.parse(l)); } });
+    const answer = await new KubeReplicaService(client, cacheOf(dep(3, '10')), { ...noSleep, logger, now: () => 0 }).set('ns', 'web', 5, signal);
+    assert.equal(answer.previousReplicas, 0, 'the Scale read had no spec.replicas');
+    assert.deepEqual(seen, [{ method: 'PUT', timeoutMs: 5_000, signal }, { method: 'GET', timeoutMs: 5_000, signal }, { method: 'PUT', timeoutMs: 5_000, signal }]);
+    assert.deepEqual(lines.map((l) => [l.msg, l.namespace, l.deployment]), [['the API server requires a resourceVersion on scale updates; reading first', 'ns', 'web']]);
+  });
+
+  it('switches to read-first once: a 422 about resourceVersion on the read-first write is passed on, and only a 422 switches', async () => {
+    const requires = () => { throw new KubeStatusError(422, 'Invalid', 'metadata.resourceVersion: Invalid value: 0x0: must be specified for an update'); };
+    const again = scriptedClient([requires, scale(1, '10'), requires, scale(1, '10'), scale(4, '11')]);
+    await assert.rejects(new KubeReplicaService(again, cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 4), (e: ProblemError) => e.status === 422);
+    assert.deepEqual(again.calls.map((c) => c.method), ['PUT', 'GET', 'PUT']);
+    const other = scriptedClient([() => { throw new KubeStatusError(500, 'InternalError', 'etcd: resourceVersion too old'); }, scale(1, '10'), scale(4, '11')]);
+    await assert.rejects(new KubeReplicaService(other, cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 4), (e: ProblemError) => e.status === 502);
+    assert.deepEqual(other.calls.map((c) => c.method), ['PUT']);
+  });
+
+  it('answers 422 at once, without reading, when the 422 is not about a missing resourceVersion', async () => {
+    const client = scriptedClient([() => { throw new KubeStatusError(422, 'Invalid', 'spec.replicas: must be >= 0'); }, scale(1, '2')]);
+    await assert.rejects(new KubeReplicaService(client, cacheOf(dep(1, '1')), noSleep).set('ns', 'web', 4), (e: ProblemError) => e.status === 422);
+    assert.deepEqual(client.calls.map((c) => c.method), ['PUT']);
+  });
+
   it('answers 409 only when every retry conflicted', async () => {
     const svc = new KubeReplicaService(scriptedClient([conflict, conflict, conflict]), cacheOf(dep(1, '1')), { ...noSleep, retry: { steps: 3, initialMs: 1, factor: 2, maxMs: 4 } });
     await assert.rejects(svc.set('ns', 'web', 9), (e: ProblemError) => e.status === 409 && e.reason === 'Conflict' && /3 conflicting attempts/.test(e.message));
@@ -102,7 +132,7 @@ describe('KubeReplicaService.set', () => {
     const gone = new AbortController();
     const client = scriptedClient([conflict]);
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), { sleep: async () => { gone.abort(); }, random: () => 0.5 });
-    await assert.rejects(svc.set('ns', 'web', 3, gone.signal), (e: ProblemError) => e.status === 408 && /not started/.test(e.message));
+    await assert.rejects(svc.set('ns', 'web', 3, gone.signal), (e: ProblemError) => e.status === 408 && e.reason === 'RequestTimeout' && /not started/.test(e.message));
     assert.deepEqual(client.calls.map((c) => c.method), ['PUT'], 'no second write');
   });
 
@@ -156,7 +186,7 @@ describe('KubeReplicaService.set', () => {
     const timeouts: number[] = [];
     const client = { request: async (_m: string, _p: string, o: { timeoutMs: number }) => { timeouts.push(o.timeoutMs); clock = 10_000; return conflict(); } } as unknown as KubeClient;
     const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), { ...noSleep, now: () => clock });
-    await assert.rejects(svc.set('ns', 'web', 1), (e: ProblemError) => e.status === 504 && e.message === 'gave up on deployment "web" in namespace "ns" after 10 s (API server slow or other writes queued ahead)');
+    await assert.rejects(svc.set('ns', 'web', 1), (e: ProblemError) => e.status === 504 && e.reason === 'GatewayTimeout' && e.message === 'gave up on deployment "web" in namespace "ns" after 10 s (API server slow or other writes queued ahead)');
     assert.deepEqual(timeouts, [5_000]);
   });
 
@@ -179,7 +209,7 @@ describe('KubeReplicaService.set', () => {
     const gone = new AbortController();
     gone.abort();
     const svc = new KubeReplicaService(client, cacheOf(dep(1, '1')), noSleep);
-    await assert.rejects(svc.set('ns', 'web', 3, gone.signal), (e: ProblemError) => e.status === 408);
+    await assert.rejects(svc.set('ns', 'web', 3, gone.signal), (e: ProblemError) => e.status === 408 && e.reason === 'RequestTimeout' && e.message === 'the client closed the connection; the write was not started');
     assert.equal(client.calls.length, 0);
   });
 
@@ -217,6 +247,100 @@ describe('KubeReplicaService.set', () => {
     assert.equal(maxInFlight, 1);
   });
 
+  it('keeps one queue per Deployment only while writes are in line: a third write waits for the second, and the queue is gone once all settle', async () => {
+    const started: number[] = [];
+    const release: Array<() => void> = [];
+    const client = {
+      request: async (_m: string, _p: string, o: { body?: { spec: { replicas: number } } } = {}) => {
+        started.push(o.body!.spec.replicas);
+        await new Promise<void>((r) => release.push(r));
+        return { metadata: { resourceVersion: String(started.length + 1) }, spec: o.body!.spec };
+      },
+    } as unknown as KubeClient;
+    const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), noSleep);
+    const turn = () => new Promise((r) => setImmediate(r));
+    const first = svc.set('ns', 'web', 1);
+    const second = svc.set('ns', 'web', 2);
+    await turn();
+    assert.deepEqual(started, [1]);
+    release.shift()!();
+    assert.equal((await first).view.replicas, 1);
+    await turn();
+    assert.deepEqual(started, [1, 2], 'the second write runs once the first has settled');
+    // The first write's clean-up must not drop the queue the second one is running in.
+    const third = svc.set('ns', 'web', 3);
+    await turn();
+    assert.deepEqual(started, [1, 2], 'the third write waits for the second, never runs beside it');
+    assert.equal(svc.writeQueues, 1);
+    release.shift()!();
+    assert.equal((await second).view.replicas, 2);
+    await turn();
+    assert.deepEqual(started, [1, 2, 3]);
+    release.shift()!();
+    assert.equal((await third).view.replicas, 3);
+    assert.equal(svc.writeQueues, 0, 'no settled queue is kept per Deployment');
+  });
+
+  it('admits a write again as soon as one in line settles, never more than the bound, and counts the queue down to nothing', async () => {
+    const release: Array<() => void> = [];
+    const client = { request: async (_m: string, _p: string, o: { body?: { spec: { replicas: number } } } = {}) => {
+      await new Promise<void>((r) => release.push(r));
+      return { metadata: { resourceVersion: '2' }, spec: o.body!.spec };
+    } } as unknown as KubeClient;
+    const svc = new KubeReplicaService(client, cacheOf(dep(0, '1')), { ...noSleep, maxQueuedWrites: 2 });
+    const status = (p: Promise<unknown>) => p.then(() => 'ok', (e: ProblemError) => e.status);
+    const w1 = svc.set('ns', 'web', 1);
+    const w2 = svc.set('ns', 'web', 2);
+    assert.equal(await status(svc.set('ns', 'web', 3)), 429, 'two in line is the bound');
+    await new Promise((r) => setImmediate(r));
+    release.shift()!();
+    await w1;
+    const w4 = svc.set('ns', 'web', 4);
+    assert.equal(await status(svc.set('ns', 'web', 5)), 429, 'one place freed, one write admitted');
+    for (const w of [w2, w4]) {
+      await new Promise((r) => setImmediate(r));
+      release.shift()!();
+      await w;
+    }
+    assert.equal(svc.writeQueues, 0);
+  });
+
+  it('counts each write\'s outcome: updated, or unchanged when the resourceVersion did not move', async () => {
+    const outcomes: string[] = [];
+    const recorder = { write: (o: string) => { outcomes.push(o); }, conflictRetried: () => { outcomes.push('retry'); } };
+    const client = scriptedClient([scale(3, '10'), scale(4, '11'), conflict, () => { throw new KubeStatusError(404, 'NotFound', 'x'); }]);
+    const svc = new KubeReplicaService(client, cacheOf(dep(3, '10')), { ...noSleep, recorder });
+    await svc.set('ns', 'web', 3);
+    await svc.set('ns', 'web', 4);
+    await assert.rejects(svc.set('ns', 'web', 5));
+    assert.deepEqual(outcomes, ['unchanged', 'updated', 'retry', 'not_found']);
+  });
+
+  it('counts a write as updated even when the watch delivers it to the cache before the API server\'s answer arrives', async () => {
+    const outcomes: string[] = [];
+    let cached = dep(1, '10');
+    const cache: CacheReader<CachedDeployment> = { get: () => cached, list: () => [cached], hasSynced: () => true };
+    const client = scriptedClient([(_m, body) => { cached = dep(3, '11'); return { ...(body as object), metadata: { name: 'web', namespace: 'ns', resourceVersion: '11' } }; }]);
+    await new KubeReplicaService(client, cache, { ...noSleep, recorder: { write: (o: string) => { outcomes.push(o); }, conflictRetried: () => undefined } }).set('ns', 'web', 3);
+    assert.deepEqual(outcomes, ['updated']);
+  });
+
+  it('really waits between conflict retries when no sleep is injected (the default sleep is a timer)', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const client = scriptedClient([conflict, scale(3, '2')]);
+    // random() = 1: the first wait is 10 ms + 1.
+    const pending = new KubeReplicaService(client, cacheOf(dep(1, '1')), { random: () => 1 }).set('ns', 'web', 3);
+    const turn = () => new Promise((r) => setImmediate(r));
+    await turn();
+    assert.equal(client.calls.length, 1, 'the conflicting write');
+    t.mock.timers.tick(10);
+    await turn();
+    assert.equal(client.calls.length, 1, 'no retry before 11 ms');
+    t.mock.timers.tick(1);
+    assert.equal((await pending).view.replicas, 3);
+    assert.equal(client.calls.length, 2);
+  });
+
   it('answers 429 at once, with Retry-After, when the Deployment\'s write queue is full (30 PUTs behind a slow API server)', async () => {
     let release!: () => void;
     const slow = new Promise<void>((r) => { release = r; });
@@ -236,6 +360,7 @@ describe('KubeReplicaService.set', () => {
     for (const e of refused as ProblemError[]) {
       assert.equal(e.status, 429);
       assert.equal(e.reason, 'TooManyRequests');
+      assert.equal(e.message, '10 writes to deployment "web" in namespace "ns" are already in line; retry shortly');
       assert.equal(e.headers['retry-after'], '1');
     }
     // Another Deployment has a queue of its own.
@@ -330,6 +455,34 @@ describe('KubeReplicaService.read with minResourceVersion (read-your-writes acro
     assert.equal(client.calls.length, 1, 'no read-through');
   });
 
+  it('answers from the cache, without waiting or reading through, when no minResourceVersion is asked or the cache cannot tell its version', async () => {
+    const client = scriptedClient([]);
+    assert.equal((await new KubeReplicaService(client, behindCache(dep(3, '10'), '10'), { consistencyWaitMs: 5 }).read('ns', 'web')).view.replicas, 3);
+    assert.equal((await new KubeReplicaService(client, cacheOf(dep(4, '10')), { consistencyWaitMs: 5 }).read('ns', 'web', { minResourceVersion: '30' })).view.replicas, 4);
+    const unsynced = { ...behindCache(dep(3, '10'), '10'), hasSynced: () => false };
+    await assert.rejects(new KubeReplicaService(client, unsynced, { consistencyWaitMs: 5 }).read('ns', 'web', { minResourceVersion: '30' }), (e: ProblemError) => e.status === 503);
+    assert.equal(client.calls.length, 0);
+  });
+
+  it('reads through with a list of that one name in its namespace, bounded at 5 s, logged, and answers 404 when the API server has no such Deployment', async () => {
+    const seen: Array<{ path: string; timeoutMs?: number; signal?: AbortSignal }> = [];
+    const client = { request: async (_m: string, path: string, o: { timeoutMs?: number; signal?: AbortSignal }) => { seen.push({ path, timeoutMs: o.timeoutMs, signal: o.signal }); return { metadata: { resourceVersion: '31' }, items: [] }; } } as unknown as KubeClient;
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => { lines.push(JSON.parse(l)); } });
+    const signal = new AbortController().signal;
+    await assert.rejects(new KubeReplicaService(client, behindCache(dep(3, '10'), '10'), { consistencyWaitMs: 5, logger }).read('n s', 'web', { minResourceVersion: '30', signal }),
+      (e: ProblemError) => e.status === 404 && e.message === 'deployment "web" in namespace "n s" not found');
+    // Shared by concurrent readers of that Deployment (SingleFlight): bounded by its own timeout, not one client's signal.
+    assert.deepEqual(seen, [{ path: '/apis/apps/v1/namespaces/n%20s/deployments?fieldSelector=metadata.name%3Dweb&limit=1', timeoutMs: 5_000, signal: undefined }]);
+    assert.deepEqual(lines.map((l) => [l.msg, l.namespace, l.deployment, l.minResourceVersion, l.cached, l.waitedMs]), [['cache behind minResourceVersion; reading through', 'n s', 'web', '30', '10', 5]]);
+  });
+
+  it('names the Deployment when a read-through fails', async () => {
+    const client = scriptedClient([() => { throw new KubeStatusError(404, 'NotFound', 'x'); }]);
+    await assert.rejects(new KubeReplicaService(client, behindCache(dep(3, '10'), '10'), { consistencyWaitMs: 1 }).read('ns', 'web', { minResourceVersion: '30' }),
+      (e: ProblemError) => e.status === 404 && e.message === 'deployment "web" in namespace "ns" not found');
+  });
+
   it('maps a failed read-through to 503, not 404 or 504', async () => {
     const client = scriptedClient([() => { throw new KubeUnreachableError('x', Object.assign(new Error('x'), { code: 'ECONNREFUSED' })); }]);
     const svc = new KubeReplicaService(client, behindCache(dep(3, '10'), '10'), { consistencyWaitMs: 1 });
@@ -358,11 +511,6 @@ describe('WriteOverlay (read your writes)', () => {
     o.resolve('ns', 'web', dep(7, '21'));
     assert.equal(o.size, 0);
   });
-});
-
-describe('rvAtLeast', () => {
-  const cases: Array<[string, string, boolean]> = [['010', '10', true], ['abc', '5', false], ['5', 'abc', false], ['12a', '11', false], ['11', 'a12', false], ['5', '5', true], ['10', '9', true], ['9', '10', false], ['100000000000000000001', '100000000000000000000', true], ['abc', 'abc', true], ['abc', 'abd', false], ['', '1', false]];
-  for (const [a, b, want] of cases) it(`${JSON.stringify(a)} >= ${JSON.stringify(b)} is ${want}`, () => assert.equal(rvAtLeast(a, b), want));
 });
 
 describe('toProblem: API server failures never become 404 or a stack trace', () => {
@@ -447,13 +595,48 @@ describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
   it('RBAC (the authorizer denies the verb): 502 naming the verb, and the access check is refreshed', async () => {
     const a = access(false);
     await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('User "system:serviceaccount:p:proxy" cannot update resource "deployments/scale"')]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7),
-      (e: ProblemError) => e.status === 502 && /RBAC role does not allow update on deployments\/scale/.test(e.message) && !/system:serviceaccount/.test(e.message));
+      (e: ProblemError) => e.status === 502 && e.reason === 'BadGateway' && /RBAC role does not allow update on deployments\/scale/.test(e.message) && !/system:serviceaccount/.test(e.message));
     assert.equal(a.seen.invalidated, 1);
   });
 
   it('undecidable (the review itself fails): 502, the safe side for a client that retries', async () => {
     await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('x')]), cacheOf(dep(1, '10')), { ...noSleep, access: access(new Error('down')) }).set('ns', 'web', 7),
       (e: ProblemError) => e.status === 502 && /HTTP 403 Forbidden/.test(e.message));
+  });
+
+  it('asks about the verb that failed: get, when the read of the read-first fallback is refused', async () => {
+    const requires = () => { throw new KubeStatusError(422, 'Invalid', 'metadata.resourceVersion: must be specified for an update'); };
+    const a = access(false);
+    await assert.rejects(new KubeReplicaService(scriptedClient([requires, forbidden('cannot get')]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7),
+      (e: ProblemError) => e.status === 502 && /does not allow get on deployments\/scale/.test(e.message) && e.cause instanceof KubeStatusError);
+    assert.deepEqual(a.seen.asked, [{ verb: 'get', group: 'apps', resource: 'deployments', subresource: 'scale', namespace: 'ns' }]);
+  });
+
+  it('admission refusal without a known proxy identity still hides service-account names', async () => {
+    const msg = 'denied: asked by system:serviceaccount:p:proxy';
+    const a = { ...access(true), last: () => undefined };
+    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden(msg)]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7),
+      (e: ProblemError) => e.status === 403 && /denied: asked by <proxy>$/.test(e.message));
+  });
+
+  it('refreshes the access check on a 401 and on an undecidable 403, never on other failures', async () => {
+    const unauthorized = () => { throw new KubeStatusError(401, 'Unauthorized', 'Unauthorized'); };
+    const a = access(true);
+    await assert.rejects(new KubeReplicaService(scriptedClient([unauthorized]), cacheOf(dep(1, '10')), { ...noSleep, access: a }).set('ns', 'web', 7));
+    assert.deepEqual([a.seen.invalidated, a.seen.asked.length], [1, 0], 'a 401 needs no review');
+    const u = access(new Error('down'));
+    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('x')]), cacheOf(dep(1, '10')), { ...noSleep, access: u }).set('ns', 'web', 7),
+      (e: ProblemError) => e.status === 502 && !/RBAC/.test(e.message));
+    assert.equal(u.seen.invalidated, 1);
+    const b = access(true);
+    await assert.rejects(new KubeReplicaService(scriptedClient([() => { throw new KubeStatusError(500, 'InternalError', 'x'); }]), cacheOf(dep(1, '10')), { ...noSleep, access: b }).set('ns', 'web', 7), (e: ProblemError) => e.status === 502);
+    assert.deepEqual([b.seen.invalidated, b.seen.asked.length], [0, 0]);
+  });
+
+  it('a 401 or 403 without an access check (no way to ask) is the generic 502', async () => {
+    const unauthorized = () => { throw new KubeStatusError(401, 'Unauthorized', 'Unauthorized'); };
+    await assert.rejects(new KubeReplicaService(scriptedClient([unauthorized]), cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 7), (e: ProblemError) => e.status === 502);
+    await assert.rejects(new KubeReplicaService(scriptedClient([forbidden('x')]), cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 7), (e: ProblemError) => e.status === 502 && /HTTP 403 Forbidden/.test(e.message));
   });
 
   it('401 is always the proxy\'s credentials: 502', async () => {
@@ -466,6 +649,30 @@ describe('KubeReplicaService.set: whose refusal a 401/403 is', () => {
     const invalid = () => { throw new KubeStatusError(422, 'Invalid', 'x', { message: 'Scale.autoscaling "web" is invalid', causes: [{ field: 'spec.replicas', message: 'must be <= 5' }] }); };
     await assert.rejects(new KubeReplicaService(scriptedClient([invalid]), cacheOf(dep(1, '10')), noSleep).set('ns', 'web', 7),
       (e: ProblemError) => e.status === 422 && e.message === 'the API server refused the change to deployment "web" in namespace "ns": Scale.autoscaling "web" is invalid (spec.replicas: must be <= 5)');
+  });
+});
+
+describe('upstreamText and admissionRefusal (the API server\'s words, without the proxy\'s identity)', () => {
+  it('falls back to the status and reason when the Status has no message', () => {
+    assert.equal(upstreamText(new KubeStatusError(403, 'Forbidden', 'x')), 'HTTP 403 Forbidden');
+    assert.equal(upstreamText(new KubeStatusError(500, '', 'x')), 'HTTP 500');
+  });
+  it('adds the field causes the message does not already name, and nothing when there are none', () => {
+    const causes = [{ field: 'spec.replicas', message: 'too big' }, { message: 'no field' }, { field: 'metadata.name', reason: 'FieldValueInvalid' }, { field: 'x' }];
+    assert.equal(upstreamText(new KubeStatusError(422, 'Invalid', 'x', { message: 'spec.replicas: too big', causes })), 'spec.replicas: too big (metadata.name: FieldValueInvalid; x: invalid)');
+    assert.equal(upstreamText(new KubeStatusError(422, 'Invalid', 'x', { message: 'bad', causes: [{ field: 'spec', message: 'in bad' }].slice(1) })), 'bad');
+  });
+  it('hides user names and service accounts even when the proxy\'s own name is not known', () => {
+    const e = new KubeStatusError(403, 'Forbidden', 'x', { message: 'User "system:serviceaccount:a:b" cannot update; user "bob" neither; asked by system:serviceaccount:p:proxy, then' });
+    assert.equal(upstreamText(e), 'User "<proxy>" cannot update; user "<proxy>" neither; asked by <proxy>, then');
+    assert.equal(upstreamText(new KubeStatusError(403, 'Forbidden', 'x', { message: 'by system:serviceaccount:kube-system:proxy-sa, group system:serviceaccount:kube-system' })), 'by <proxy>, group <proxy>');
+    assert.equal(upstreamText(new KubeStatusError(403, 'Forbidden', 'x', { message: 'by me-the-proxy and me-the-proxy' }), 'me-the-proxy'), 'by <proxy> and <proxy>');
+  });
+  it('passes a 422 on as Invalid, anything else as Forbidden, keeping the cause', () => {
+    const invalid = new KubeStatusError(422, 'Invalid', 'x', { message: 'no' });
+    assert.deepEqual([admissionRefusal(invalid, 'it').status, admissionRefusal(invalid, 'it').reason, admissionRefusal(invalid, 'it').message, admissionRefusal(invalid, 'it').cause], [422, 'Invalid', 'the API server refused the change to it: no', invalid]);
+    const denied = new KubeStatusError(403, 'Forbidden', 'x', { message: 'no' });
+    assert.deepEqual([admissionRefusal(denied, 'it').status, admissionRefusal(denied, 'it').reason], [403, 'Forbidden']);
   });
 });
 
@@ -491,7 +698,7 @@ describe('toProblem details a client can act on', () => {
     });
   }
   it('keeps the upstream error as the cause, for the log', () => {
-    for (const err of [new KubeStatusError(500, '', 'x'), new KubeStatusError(503, '', 'x'), new KubeStatusError(504, '', 'x'), new KubeStatusError(422, '', 'x'), new KubeTimeoutError('x'), new KubeUnreachableError('x'), new TypeError('x')]) {
+    for (const err of [new KubeStatusError(401, '', 'x'), new KubeStatusError(500, '', 'x'), new KubeStatusError(503, '', 'x'), new KubeStatusError(504, '', 'x'), new KubeStatusError(422, '', 'x'), new KubeTimeoutError('x'), new KubeUnreachableError('x'), new TypeError('x')]) {
       assert.equal(toProblem(err, 'w').cause, err, err.message);
     }
   });
