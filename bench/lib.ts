@@ -145,16 +145,8 @@ export interface Variant {
   round: () => Promise<Sample>;
 }
 
-/** The medians of a variant's rounds. */
-export interface VariantResult {
-  name: string;
-  rps: number;
-  p50: number;
-  p99: number;
-  requests: number;
-  errors: number;
-  cpuUsPerRequest: number;
-}
+/** The medians of a variant's rounds: a {@link Sample} of medians, named. */
+export type VariantResult = Sample & { name: string };
 
 /** Runs `rounds` rounds of every variant, interleaved (A B C A B C…), and returns each variant's medians. */
 export async function interleave(variants: Variant[], rounds: number): Promise<VariantResult[]> {
