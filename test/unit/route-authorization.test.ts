@@ -32,13 +32,18 @@ function double(rule: (a: ResourceAttributes, u: UserInfo) => boolean | 'down'):
   };
 }
 
-function app(authorizer: Authorizer, opts: { tls?: CertFixture; rateLimits?: RateLimits } = {}) {
+function app(authorizer: Authorizer, opts: { tls?: CertFixture; rateLimits?: RateLimits; previousUnknown?: boolean } = {}) {
   const events: AuditEvent[] = [];
   const writes: number[] = [];
   const replicas: ReplicaService = {
     get: (namespace, deployment) => replicasAnswer(namespace, deployment, 1),
     read: async (namespace, deployment) => replicasAnswer(namespace, deployment, 1),
-    set: async (namespace, deployment, n) => { writes.push(n); return replicasAnswer(namespace, deployment, n, 1); },
+    set: async (namespace, deployment, n) => {
+      writes.push(n);
+      const answer = replicasAnswer(namespace, deployment, n, 1);
+      if (opts.previousUnknown) delete answer.previousReplicas;
+      return answer;
+    },
   };
   const server = buildServer({
     lists: listsOf(ITEMS), replicas, logger: pino({ level: 'silent' }), authorizer,
@@ -166,6 +171,14 @@ describe('audit events from the routes', () => {
     assert.ok(Date.parse(e.requestReceivedTimestamp) <= Date.parse(e.stageTimestamp));
     assert.equal(e.auditID, String(e.auditID));
     assert.ok(e.auditID.length > 0);
+  });
+
+  it('leaves replicas-before out of the event when the value before the write was not known', async () => {
+    const { server, events } = app(double(() => true), { previousUnknown: true });
+    assert.equal((await server.inject(put('/deployments/a/web/replicas', { replicas: 4 }))).statusCode, 200);
+    assert.equal(events.length, 1);
+    assert.equal(events[0].annotations['k8s-api-proxy/replicas-after'], '4');
+    assert.ok(!('k8s-api-proxy/replicas-before' in events[0].annotations), JSON.stringify(events[0].annotations));
   });
 
   it('writes an event for a denied PUT, a denied read and a denied namespaced list, and none for allowed reads', async () => {
