@@ -84,10 +84,11 @@ export class CachedDeploymentLists implements DeploymentLists {
   }
 
   async list(q: ListQuery): Promise<ListAnswer> {
-    const arrived = performance.now();
     if (!this.cache.hasSynced()) throw unavailable('the Deployment cache has not finished its first list from the API server yet', 1);
     const page = { limit: q.limit, continueToken: q.continueToken };
     const min = q.minResourceVersion;
+    // Taken in the tick the request arrived in, and only when it may go upstream.
+    const arrived = min !== undefined ? performance.now() : 0;
     if (min !== undefined && !rvAtLeast(this.cache.resourceVersion(), min)
       && !(await this.cache.waitForResourceVersion(min, this.options.consistencyWaitMs, q.signal))) {
       this.readThroughs++;
