@@ -302,6 +302,31 @@ export function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/**
+ * Where a proxy's memory is, in MiB, from its own `/metrics` (prom-client's default
+ * Node.js metrics): V8 heap used and reserved, the heap spaces' reserved sizes, and
+ * memory outside the heap (`external`: Buffers, TLS). Empty when metrics are off.
+ */
+export async function memoryBreakdown(healthUrl: string): Promise<Record<string, number>> {
+  const res = await fetch(`${healthUrl}/metrics`);
+  if (!res.ok) return {};
+  const text = await res.text();
+  const out: Record<string, number> = {};
+  const mib = (v: string): number => Math.round(Number(v) / 1024 / 102.4) / 10;
+  for (const line of text.split('\n')) {
+    let m = /^nodejs_(heap_size_used|heap_size_total|external_memory)_bytes (\S+)/.exec(line);
+    if (m) out[m[1]] = mib(m[2]);
+    m = /^nodejs_heap_space_size_total_bytes\{space="(\w+)"\} (\S+)/.exec(line);
+    if (m && Number(m[2]) > 1024 * 1024) out[m[1]] = mib(m[2]);
+  }
+  return out;
+}
+
+/** `k=v` pairs of {@link memoryBreakdown}, for a table cell. */
+export function formatBreakdown(b: Record<string, number>): string {
+  return Object.entries(b).map(([k, v]) => `${k} ${v}`).join(', ');
+}
+
 /** Fetches `url` once and returns status, headers and body bytes. */
 export function fetchBytes(url: string, agent: https.Agent, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
   return new Promise((resolve, reject) => {

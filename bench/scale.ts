@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { makeCertFixture } from '../test/helpers/certs.js';
 import { startProxy, type ProxyProcess } from '../test/helpers/proxy-process.js';
 import { KUBECTL, PROXY_KUBECONFIG } from '../test/helpers/cluster.js';
-import { UNLIMITED, fetchBytes, formatTable, interleave, load, median, percentile, probe, rssMiB, startFloor, type ReportRow } from './lib.js';
+import { UNLIMITED, fetchBytes, formatBreakdown, formatTable, memoryBreakdown, interleave, load, median, percentile, probe, rssMiB, startFloor, type ReportRow } from './lib.js';
 import { adminAccess, createDeployments } from './cluster.js';
 
 const N = Number(process.env.BENCH_SCALE ?? 50_000);
@@ -48,6 +48,7 @@ async function main(): Promise<void> {
   const p = proxy!;
   const pid = p.child.pid!;
   const rssSynced = rssMiB(pid);
+  const memSynced = await memoryBreakdown(p.healthUrl);
 
   const clientTls = { ca: certs.ca, cert: certs.client.cert, key: certs.client.key };
   const proxyAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ...clientTls });
@@ -68,8 +69,10 @@ async function main(): Promise<void> {
     const underLoad = await load({ url: `${p.apiUrl}/deployments`, agent: proxyAgent }, { connections: 8, durationMs: LOAD_MS });
     const busy = await busyProbe;
     const rssServing = rssMiB(pid);
+    const memServing = await memoryBreakdown(p.healthUrl);
     await new Promise((r) => setTimeout(r, 10_000));
     const rssIdle = rssMiB(pid);
+    const memIdle = await memoryBreakdown(p.healthUrl);
 
     await floor.serve(answer.body, { 'content-type': 'application/json; charset=utf-8' });
     const o = { connections: 8, durationMs: 3_000 };
@@ -90,6 +93,9 @@ async function main(): Promise<void> {
     console.log(`| RSS once synced | ${rssSynced.toFixed(0)} MiB | | | ≤ 200 MiB |`);
     console.log(`| RSS after ${LOAD_MS / 1000} s of full-list load | ${rssServing.toFixed(0)} MiB | | | ≤ 200 MiB |`);
     console.log(`| RSS 10 s later, idle | ${rssIdle.toFixed(0)} MiB | | | ≤ 200 MiB |`);
+    console.log(`| of which (MiB): synced | ${formatBreakdown(memSynced)} | | | |`);
+    console.log(`| of which (MiB): under load | ${formatBreakdown(memServing)} | | | |`);
+    console.log(`| of which (MiB): idle after | ${formatBreakdown(memIdle)} | | | |`);
     console.log(`| first \`GET /deployments\` after sync (builds the views) | ${firstListMs.toFixed(0)} ms | | | |`);
     console.log(`| \`/livez\` p50 / p99 / max, idle (${idle.length} probes) | ${percentile(idle, 0.5).toFixed(1)} / ${percentile(idle, 0.99).toFixed(1)} / ${idle.at(-1)!.toFixed(1)} ms | | | |`);
     console.log(`| \`/livez\` p50 / p99 / max while 8 clients fetch the full list (${busy.length} probes; ${underLoad.rps.toFixed(1)} lists/s) | ${percentile(busy, 0.5).toFixed(1)} / ${percentile(busy, 0.99).toFixed(1)} / ${busy.at(-1)!.toFixed(1)} ms | ${percentile(idle, 0.99).toFixed(1)} ms (idle p99) | | p99 ≤ 50 ms |`);

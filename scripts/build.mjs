@@ -3,6 +3,14 @@
 import { build } from 'esbuild';
 import { chmodSync } from 'node:fs';
 
+// How bin/api starts Node.js, in its first line, so `./bin/api` and the container image
+// (which runs the file itself) start alike. V8 lets its young generation grow to
+// 2 × 64 MiB on a machine of this size; the proxy's requests make little short-lived
+// garbage and are served as fast with 2 × 8 MiB, which keeps a 50,000-Deployment proxy
+// under 200 MiB RSS (README, Performance: 298 → 162 MiB once synced, with the list
+// pages decoded without a copy, src/kube/kube-client.ts).
+const NODE_FLAGS = ['--max-semi-space-size=8'];
+
 await build({
   entryPoints: ['src/cli.ts'],
   outfile: 'bin/api',
@@ -13,7 +21,7 @@ await build({
   sourcemap: 'linked',
   legalComments: 'linked',
   // Some CommonJS dependencies call require(); give the ESM bundle one.
-  banner: { js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  banner: { js: `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);` },
   logLevel: 'warning',
 });
 chmodSync('bin/api', 0o755);

@@ -1,11 +1,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, PROXY_KUBECONFIG } from './cluster.js';
 import type { CertFixture } from './certs.js';
 import { call, type CallOptions, type CallResult } from './https.js';
 
 const BIN = join(ROOT, 'bin/api');
+
+/**
+ * The Node.js flags of `bin`'s first line (`#!/usr/bin/env -S node FLAG…`, written by
+ * scripts/build.mjs), so a test that runs it with the test's own Node.js binary starts
+ * it as `./bin/api` and the container image do.
+ * @throws Error when the first line is not of that form.
+ */
+export function shebangFlags(bin = BIN): string[] {
+  const first = readFileSync(bin, 'utf8').slice(0, 300).split('\n', 1)[0];
+  const m = /^#!\/usr\/bin\/env(?: -S)? node((?: --\S+)*)$/.exec(first);
+  if (!m) throw new Error(`${bin}: unexpected first line ${JSON.stringify(first)}`);
+  return m[1].trim().split(' ').filter(Boolean);
+}
 
 /** A running `bin/api` child process. */
 export interface ProxyProcess {
@@ -51,7 +64,7 @@ export async function startProxy(opts: StartOptions): Promise<ProxyProcess> {
     ...(opts.args ?? []),
   ];
   const env = opts.env ?? Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'KUBECONFIG'));
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...shebangFlags(), BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
   let buf = '';

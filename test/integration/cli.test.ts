@@ -1,7 +1,7 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, ensureCluster, PROXY_KUBECONFIG, TestNamespace } from '../helpers/cluster.js';
@@ -154,5 +154,22 @@ describe('bin/api command line', () => {
     assert.equal(await proxy.exited, 1);
     assert.ok(Date.now() - t0 < 3_000, `exited after ${Date.now() - t0} ms`);
     assert.ok(proxy.logs.some((l) => l.msg === 'second signal during shutdown: exiting without draining'));
+  });
+
+  it('run as a file (./bin/api, and the image\'s entrypoint), starts Node.js with the young-generation bound of its first line', async () => {
+    await ensureCluster();
+    const child = spawn(BIN, ['--kubeconfig', PROXY_KUBECONFIG, '--listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0', ...tlsArgs()], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (c: Buffer) => { out += c; if (out.includes('"msg":"listening"')) resolve(); });
+        child.on('exit', (code) => reject(new Error(`exited ${code} before listening: ${out}`)));
+      });
+      const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+      const flag = argv.indexOf('--max-semi-space-size=8');
+      assert.ok(flag > 0 && flag < argv.indexOf(BIN), `a Node.js flag before the script: ${argv.join(' ')}`);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });

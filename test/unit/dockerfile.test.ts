@@ -33,6 +33,11 @@ describe('Dockerfile', () => {
     for (const p of ['certs/', '.cluster/', 'node_modules/']) assert.ok(ignore.includes(p), p);
   });
 
+  it('runs the bundle itself, so the Node.js flags of its first line apply in the image too', () => {
+    assert.match(runtime, /^ENTRYPOINT \["\/app\/api"\]$/m);
+    assert.match(readFileSync(join(ROOT, 'scripts/build.mjs'), 'utf8'), /#!\/usr\/bin\/env -S node \$\{NODE_FLAGS\.join\(' '\)\}/);
+  });
+
   it('exposes the API and probe ports', () => {
     assert.match(runtime, /^EXPOSE 8443 8081$/m);
   });

@@ -21,3 +21,23 @@ describe('what the proxy tells the API server about itself', () => {
     assert.deepEqual(seen.map((h) => h['user-agent']), [`k8s-api-proxy/${pkg.version}`, `k8s-api-proxy/${pkg.version}`]);
   });
 });
+
+describe('how the proxy reads the API server\'s answers', () => {
+  let server: FakeApiServer | undefined;
+  afterEach(async () => { await server?.close(); server = undefined; });
+
+  it('decodes UTF-8 characters that arrive split across chunks (each multi-byte character cut in two)', async () => {
+    const annotation = 'ünïcødé ✓ 日本 🚀';
+    const body = Buffer.from(JSON.stringify({ metadata: { annotations: { note: annotation } } }));
+    server = await fakeApiServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // One byte per write, each flushed on its own: every multi-byte character spans writes.
+      let i = 0;
+      const next = (): void => { if (i < body.length) res.write(body.subarray(i, ++i), () => setImmediate(next)); else res.end(); };
+      next();
+    });
+    const client = await server.client();
+    const got = await client.request<{ metadata: { annotations: { note: string } } }>('GET', '/apis/apps/v1/namespaces/ns/deployments/web');
+    assert.equal(got.metadata.annotations.note, annotation);
+  });
+});
