@@ -30,7 +30,12 @@ export function toHttpProblem(err: FastifyError): ProblemError {
     let detail = `${field} ${first?.message ?? 'is invalid'}`;
     const rule = first?.keyword === 'pattern' || first?.keyword === 'maxLength' ? NAME_RULES[field] : undefined;
     if (rule) detail = `${field}: "${String((first as { data?: unknown } | undefined)?.data ?? "")}" is not ${rule}`;
-    if (first?.keyword === 'additionalProperties') detail = `${where}: unknown property "${String(first.params.additionalProperty)}"; only "replicas" is allowed`;
+    if (first?.keyword === 'additionalProperties') {
+      const known = Object.keys((first as { parentSchema?: { properties?: object } }).parentSchema?.properties ?? {});
+      const name = String(first.params.additionalProperty).slice(0, 64);
+      const allowed = known.length === 0 ? 'none is accepted' : `only ${known.map((k) => `"${k}"`).join(', ')} ${known.length === 1 ? 'is' : 'are'} accepted`;
+      detail = where === 'querystring' ? `querystring.${name}: unknown parameter; ${allowed}` : `${where}: unknown property "${name}"; ${allowed}`;
+    }
     if (first?.keyword === 'required') detail = `${where}: missing required property "${String(first.params.missingProperty)}"`;
     // A well-formed body with wrong content is 422 (RFC 9110 §15.5.21); a bad path or query is 400.
     return where === 'body' ? new ProblemError(422, 'Invalid', detail) : new ProblemError(400, 'BadRequest', detail);

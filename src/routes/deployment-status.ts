@@ -107,8 +107,8 @@ export const statusSchema = {
 interface StatusParams { namespace: string; deployment: string }
 
 /**
- * The PUT's extension query parameters, for the OpenAPI document only: no type, so
- * Fastify does not validate them; {@link parseScaleQuery} does, with its own messages.
+ * The PUT's extension query parameters: no type, so Fastify checks only that no other
+ * parameter is given; {@link parseScaleQuery} checks their values, with its own messages.
  */
 export const SCALE_QUERY = {
   type: 'object',
@@ -117,6 +117,7 @@ export const SCALE_QUERY = {
     wait: { description: '(extension) ready: answer once the rollout at the new count is complete (200), or 202 with the status at timeout' },
     timeout: { description: '(extension) with wait=ready: how long to wait, e.g. 60s, 1500ms, 2m; default 60s, at most 5m' },
   },
+  additionalProperties: false,
 } as const;
 
 /** The list's extension query parameter (documentation only, see {@link SCALE_QUERY}). */
@@ -152,6 +153,7 @@ export const deploymentStatusRoutes: FastifyPluginAsync<DeploymentStatusRouteOpt
     schema: {
       description: '(extension) One Deployment\'s rollout status from the cache, with the verdict kubectl rollout status would give, its guardrails and autoscalers.',
       params: opts.params,
+      querystring: { type: 'object', properties: {}, additionalProperties: false },
       response: { 200: { ...statusSchema, description: 'the rollout status' }, ...problemResponses(400, 403, 404, 500, 502, 503) },
     },
     onRequest: async (req) => {

@@ -68,7 +68,7 @@ const listItem = {
 } as const;
 
 const listSchema = {
-  querystring: { type: 'object', properties: { namespace: {}, limit: {}, continue: {}, minResourceVersion: {}, ...WATCH_QUERY } },
+  querystring: { type: 'object', properties: { namespace: {}, limit: {}, continue: {}, minResourceVersion: {}, ...WATCH_QUERY }, additionalProperties: false },
   response: {
     200: {
       description: 'Deployments, sorted by namespace, then name; with limit or continue, one page of them as a list object',
@@ -153,7 +153,7 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
   });
 
   app.get<{ Params: ReplicasParams; Querystring: { minResourceVersion?: unknown } }>(REPLICAS_PATH, {
-    schema: { params, querystring: { type: 'object', properties: { minResourceVersion: {} } }, response: { 200: { ...replicasView, description: 'spec.replicas, from the cache (at least as new as minResourceVersion)' }, 304: { description: 'Not Modified: If-None-Match named the ETag', type: 'null' }, ...problemResponses(400, 403, 404, 500, 502, 503, 504) } },
+    schema: { params, querystring: { type: 'object', properties: { minResourceVersion: {} }, additionalProperties: false }, response: { 200: { ...replicasView, description: 'spec.replicas, from the cache (at least as new as minResourceVersion)' }, 304: { description: 'Not Modified: If-None-Match named the ETag', type: 'null' }, ...problemResponses(400, 403, 404, 500, 502, 503, 504) } },
     onRequest: async (req) => {
       if (validParams(req.params)) await authz.require(req, scaleAttributes('get', req.params));
     },

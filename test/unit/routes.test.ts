@@ -110,6 +110,23 @@ describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
     assert.equal(r.statusCode, 400, 'query and header disagree');
   });
 
+  it('refuses an unknown query parameter with 400 naming it and the accepted ones: a typo never widens the answer', async () => {
+    const a = app({ items: [d('a', 'x'), d('b', 'y')] });
+    const cases: Array<[string, string, RegExp]> = [
+      ['GET', '/deployments?namespce=a', /^querystring\.namespce: unknown parameter; only "namespace", "limit", "continue", "minResourceVersion", "watch" are accepted$/],
+      ['GET', '/deployments/a/x/replicas?minResourceVerison=5', /^querystring\.minResourceVerison: unknown parameter; only "minResourceVersion" is accepted$/],
+      ['PUT', '/deployments/a/x/replicas?forse=true', /^querystring\.forse: unknown parameter; only "force", "wait", "timeout" are accepted$/],
+      ['GET', `/deployments?${'z'.repeat(500)}=1`, /^querystring\.z{64}: unknown parameter;/],
+    ];
+    for (const [method, url, detail] of cases) {
+      const r = await a.inject({ method, url, ...(method === 'PUT' ? { payload: { replicas: 7 } } : {}) });
+      assert.equal(r.statusCode, 400, url);
+      assert.equal(r.json().reason, 'BadRequest', url);
+      assert.match(r.json().detail, detail, url);
+    }
+    assert.equal((await a.inject('/deployments/a/x/replicas')).json().replicas, 1, 'the refused PUT wrote nothing');
+  });
+
   it('names the field of a refused minResourceVersion and accepts 20 digits, not 21', async () => {
     const a = app({ items: [d('a', 'x')] });
     assert.equal((await a.inject(`/deployments?minResourceVersion=${'1'.repeat(20)}`)).statusCode, 200);

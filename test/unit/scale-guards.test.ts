@@ -243,6 +243,9 @@ describe('scale extension routes (Fastify inject over in-memory caches)', () => 
       autoscalers: [{ name: 'web-hpa', minReplicas: 2, maxReplicas: 8 }],
     });
     assert.equal((await app.inject('/deployments/shop/nope')).statusCode, 404);
+    const q = await app.inject('/deployments/shop/web?verbose=1');
+    assert.equal(q.statusCode, 400, 'an unknown query parameter');
+    assert.equal(q.json().detail, 'querystring.verbose: unknown parameter; none is accepted');
     const m = await app.inject({ method: 'DELETE', url: '/deployments/shop/web' });
     assert.equal(m.statusCode, 405);
     assert.equal(m.headers.allow, 'GET, HEAD');
