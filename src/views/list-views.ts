@@ -100,9 +100,10 @@ export class ListViews {
     if (!page || (page.limit === undefined && page.continueToken === undefined)) {
       return { body: bodyOf(snap), etag: snap.etag, resourceVersion: snap.resourceVersion, items: snap.count };
     }
-    const start = page.continueToken === undefined ? 0 : decodeToken(page.continueToken, snap.etag);
+    const scope = scopeOf(namespaces);
+    const start = page.continueToken === undefined ? 0 : decodeToken(page.continueToken, snap.etag, scope);
     const limit = page.limit ?? snap.count;
-    return pageOf(snap, start, limit);
+    return pageOf(snap, start, limit, scope);
   }
 
   private async snapshot(filter?: NamespaceFilter): Promise<Snapshot> {
@@ -210,8 +211,13 @@ function bodyOf(snap: Snapshot): Buffer {
   return (snap.body = Buffer.concat(parts));
 }
 
+/** Which list a continue token belongs to: one namespace's (its name), or all namespaces' (''). */
+function scopeOf(filter?: NamespaceFilter): string {
+  return typeof filter === 'string' ? filter : '';
+}
+
 /** Items `[start, start + limit)` of the snapshot as a Kubernetes-style list page. */
-function pageOf(snap: Snapshot, start: number, limit: number): ListAnswer {
+function pageOf(snap: Snapshot, start: number, limit: number, scope: string): ListAnswer {
   const end = Math.min(snap.count, start + limit);
   const items: Buffer[] = [];
   let base = 0;
@@ -226,19 +232,23 @@ function pageOf(snap: Snapshot, start: number, limit: number): ListAnswer {
     if (base >= end) break;
   }
   const remaining = snap.count - end;
-  const metadata = remaining > 0 ? `{"continue":${JSON.stringify(encodeToken(snap.etag, end))},"remainingItemCount":${remaining}}` : '{}';
+  const metadata = remaining > 0 ? `{"continue":${JSON.stringify(encodeToken(snap.etag, end, scope))},"remainingItemCount":${remaining}}` : '{}';
   const body = Buffer.concat([Buffer.from(`{"metadata":${metadata},"items":[`), ...items, Buffer.from(']}')]);
   const etag = `"${createHash('sha256').update(`${snap.etag} ${start} ${limit}`).digest('base64url').slice(0, 27)}"`;
   return { body, etag, resourceVersion: snap.resourceVersion, items: Math.max(0, end - start) };
 }
 
-/** An opaque continue token: the list state's tag and the index of the next item (base64url JSON, as kube-apiserver's are base64 JSON). */
-function encodeToken(etag: string, next: number): string {
-  return Buffer.from(JSON.stringify({ v: TOKEN_VERSION, s: etag.slice(1, -1), i: next })).toString('base64url');
+/**
+ * An opaque continue token: the list state's tag, the index of the next item and the list
+ * it belongs to (`n`: a namespace, or '' for all), as base64url JSON (kube-apiserver's are
+ * base64 JSON). Tokens without `n` (issued before it existed) are checked by the tag alone.
+ */
+function encodeToken(etag: string, next: number, scope: string): string {
+  return Buffer.from(JSON.stringify({ v: TOKEN_VERSION, s: etag.slice(1, -1), i: next, n: scope })).toString('base64url');
 }
 
-function decodeToken(token: string, etag: string): number {
-  let t: { v?: unknown; s?: unknown; i?: unknown };
+function decodeToken(token: string, etag: string, scope: string): number {
+  let t: { v?: unknown; s?: unknown; i?: unknown; n?: unknown };
   try {
     t = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as typeof t;
   } catch {
@@ -246,6 +256,10 @@ function decodeToken(token: string, etag: string): number {
   }
   if (t?.v !== TOKEN_VERSION || typeof t.s !== 'string' || !Number.isSafeInteger(t.i) || (t.i as number) < 0) {
     throw badRequest('querystring.continue: not a continue token issued by this API');
+  }
+  if (typeof t.n === 'string' && t.n !== scope) {
+    const of = (n: string): string => (n === '' ? 'all namespaces' : `namespace "${n}"`);
+    throw badRequest(`querystring.continue: this token pages the list of ${of(t.n)}, not of ${of(scope)}; pass the namespace it was issued with, or list again without continue`);
   }
   if (`"${t.s}"` !== etag) {
     throw new ProblemError(410, 'Expired', 'the list changed since this continue token was issued; list again without continue');

@@ -121,12 +121,21 @@ describe('ListViews (pre-serialized lists)', () => {
       (e: ProblemError) => e.status === 410 && e.reason === 'Expired');
   });
 
-  it('refuses a continue token it did not issue with 400, and one from another namespace selection with 410', async () => {
+  it('refuses a continue token it did not issue with 400, and one issued for another namespace with 400 naming both', async () => {
     const { views } = setup([d('a', '1'), d('a', '2'), d('b', '3')]);
     for (const bad of ['not-a-token', Buffer.from('{"v":1,"s":"x","i":-1}').toString('base64url'), Buffer.from('[]').toString('base64url')]) {
       await assert.rejects(views.list(undefined, { limit: 1, continueToken: bad }), (e: ProblemError) => e.status === 400 && e.reason === 'BadRequest', bad);
     }
     const token = JSON.parse((await views.list(undefined, { limit: 1 })).body.toString()).metadata.continue;
-    await assert.rejects(views.list('a', { limit: 1, continueToken: token }), (e: ProblemError) => e.status === 410);
+    await assert.rejects(views.list('a', { limit: 1, continueToken: token }), (e: ProblemError) => e.status === 400
+      && e.message === 'querystring.continue: this token pages the list of all namespaces, not of namespace "a"; pass the namespace it was issued with, or list again without continue');
+    const ofA = JSON.parse((await views.list('a', { limit: 1 })).body.toString()).metadata.continue;
+    await assert.rejects(views.list('b', { limit: 1, continueToken: ofA }), (e: ProblemError) => e.status === 400 && /list of namespace "a", not of namespace "b"/.test(e.message));
+    await assert.rejects(views.list(new Set(['a', 'b']), { limit: 1, continueToken: ofA }), (e: ProblemError) => e.status === 400 && /not of all namespaces/.test(e.message));
+    assert.equal((await views.list('a', { limit: 1, continueToken: ofA })).items, 1, 'its own list still takes it');
+    // A token from before `n` existed is checked by the list state alone: another selection's state is 410.
+    const old = Buffer.from(JSON.stringify({ v: 1, s: (await views.list()).etag.slice(1, -1), i: 1 })).toString('base64url');
+    await assert.rejects(views.list('a', { limit: 1, continueToken: old }), (e: ProblemError) => e.status === 410);
+    assert.equal((await views.list(undefined, { limit: 1, continueToken: old })).items, 1);
   });
 });
