@@ -49,6 +49,8 @@ export interface StartOptions {
   waitReady?: boolean;
   /** How long to wait for /readyz, milliseconds (default 15000). */
   readyTimeoutMs?: number;
+  /** Node.js flags before bin/api (default: those of its first line, {@link shebangFlags}); benchmarks compare others. */
+  nodeFlags?: string[];
   /** Keep parsing and storing log lines after 'listening' (default true; benchmarks turn it off so the client's CPU goes to load). */
   keepLogs?: boolean;
 }
@@ -64,7 +66,7 @@ export async function startProxy(opts: StartOptions): Promise<ProxyProcess> {
     ...(opts.args ?? []),
   ];
   const env = opts.env ?? Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'KUBECONFIG'));
-  const child = spawn(process.execPath, [...shebangFlags(), BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(opts.nodeFlags ?? shebangFlags()), BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
   let buf = '';
