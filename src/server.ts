@@ -15,7 +15,7 @@ import type { ServerTlsOptions } from './tls/server-tls.js';
 import { DEFAULT_CONNECTION_LIMITS, TlsGuard, type ConnectionLimits, type ConnectionTerm } from './tls/guard.js';
 import { RefusalLog } from './tls/refusal-log.js';
 import { TrustedCas } from './tls/trust.js';
-import { answerOutsideFastify, malformedHttpOptions } from './http/malformed-http.js';
+import { answerOutsideFastify, malformedHttpOptions, refuseBodyOnRead } from './http/malformed-http.js';
 import { parseJsonBody } from './http/json-body.js';
 import { BODY_LIMIT_BYTES, toHttpProblem } from './http/error-mapping.js';
 import { registerRateLimits, type RateLimits } from './http/rate-limit.js';
@@ -218,6 +218,7 @@ function decorate(app: FastifyInstance, known: KnownPaths, malformed: RateLimite
       return reply;
     }
   });
+  refuseBodyOnRead(app);
   answerUnrouted(app, known);
   answerOutsideFastify(app, known, malformed);
   app.setNotFoundHandler((req, reply) => {

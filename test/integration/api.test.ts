@@ -218,12 +218,12 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       assertProblem(await proxy.request('/deployments/%ZZ/foo/replicas'), 400, 'BadRequest', /malformed URL/);
     });
 
-    /** Sends raw bytes over mTLS and returns the raw response. */
-    const raw = (text: string): Promise<string> => new Promise((resolve) => {
+    /** Sends raw bytes over mTLS (as the fixture's client, or `client`) and returns the raw response. */
+    const raw = (text: string, client: { cert: string; key: string } = certs.client): Promise<string> => new Promise((resolve) => {
       const { port } = new URL(proxy.apiUrl);
       // write, not end: a FIN right after the request means "gone" to the proxy (it stops
       // work for clients that disconnect); each of these answers closes the connection itself.
-      const sock = tlsConnect({ host: 'localhost', port: Number(port), ca: certs.ca, ...certs.client }, () => sock.write(Buffer.from(text, 'latin1')));
+      const sock = tlsConnect({ host: 'localhost', port: Number(port), ca: certs.ca, ...client }, () => sock.write(Buffer.from(text, 'latin1')));
       setTimeout(() => sock.destroy(), 10_000).unref();
       let out = '';
       sock.setEncoding('utf8');
@@ -242,16 +242,36 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
       ['an Expect other than 100-continue', 'PUT /deployments/a/b/replicas HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{"replicas":1}', 417],
       ['a gzip Content-Encoding', 'PUT /deployments/a/b/replicas HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Encoding: gzip\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{"replicas":1}', 415],
       ['a body that is not valid UTF-8', 'PUT /deployments/a/b/replicas HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"replicas":\xff1}', 400],
+      ['two Content-Length headers', 'PUT /deployments/a/b/replicas HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 14\r\nContent-Length: 15\r\n\r\n{"replicas":1}', 400],
+      // A GET's body is never read: refused from its headers, the connection closed (1 GB announced, 5 bytes sent).
+      ['a GET announcing a body', 'GET /deployments HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\nhello', 400],
+      ['a GET with a chunked body', 'GET /deployments/a/b/replicas HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n', 400],
     ];
     for (const [label, text, status] of cases) {
-      it(`answers ${status} problem+json for ${label}`, async () => {
+      it(`answers ${status} problem+json with an X-Request-Id for ${label}`, async () => {
         const out = await raw(text);
         assert.match(out, new RegExp(`^HTTP/1.1 ${status} `));
         assert.match(out, /content-type: application\/problem\+json/i);
+        assert.match(out, /\r\nx-request-id: [0-9a-f-]{36}\r\n/i, 'every answer carries X-Request-Id');
         const body = JSON.parse(out.slice(out.indexOf('\r\n\r\n') + 4));
         assert.equal(body.status, status);
       });
     }
+
+    it('sends 100 Continue only to a request that authorization allowed: a client without a role gets the 403 alone', async () => {
+      const put = (who: string) => `PUT /deployments/${a.name}/foo/replicas HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 14\r\nConnection: close\r\nX-Request-Id: ${who}\r\n\r\n`;
+      const refused = await raw(put('no-role'), await certs.issueClient('no-role-anywhere'));
+      assert.match(refused, /^HTTP\/1.1 403 /, refused.slice(0, 200));
+      assert.doesNotMatch(refused, /100 Continue/);
+      // The allowed client gets the 100 first (its body is not sent: the first bytes back are read, then it goes).
+      const first = await new Promise<string>((resolve) => {
+        const sock = tlsConnect({ host: 'localhost', port: Number(new URL(proxy.apiUrl).port), ca: certs.ca, ...certs.client }, () => sock.write(put('allowed')));
+        sock.setEncoding('utf8');
+        sock.once('data', (c: string) => { resolve(c); sock.destroy(); });
+        setTimeout(() => { resolve('(nothing within 5 s)'); sock.destroy(); }, 5_000).unref();
+      });
+      assert.match(first, /^HTTP\/1.1 100 Continue\r\n/, first.slice(0, 200));
+    });
 
     for (const method of ['TRACE', 'PROPFIND', 'LOCK']) {
       it(`answers 405 with Allow to ${method} on a known path`, async () => {
