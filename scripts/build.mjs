@@ -10,6 +10,10 @@ import { chmodSync } from 'node:fs';
 // under 200 MiB RSS (README, Performance: 298 → 162 MiB once synced, with the list
 // pages decoded without a copy, src/kube/kube-client.ts).
 const NODE_FLAGS = ['--max-semi-space-size=8'];
+// The bundle's dependencies (undici among them) fail on older Node.js lines with a
+// TypeError at load; say what is wrong instead, before any of them is evaluated.
+// package.json "engines" gives the same bound.
+const NODE_CHECK = "((v) => { const [a, b] = v.split('.').map(Number); if (a < 24 || (a === 24 && b < 11)) { process.stderr.write(`k8s-api-proxy: needs Node.js 24.11 or later (package.json engines); this is ${v}\\n`); process.exit(1); } })(process.versions.node);";
 
 await build({
   entryPoints: ['src/cli.ts'],
@@ -21,7 +25,7 @@ await build({
   sourcemap: 'linked',
   legalComments: 'linked',
   // Some CommonJS dependencies call require(); give the ESM bundle one.
-  banner: { js: `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);` },
+  banner: { js: `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}\n${NODE_CHECK}\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);` },
   logLevel: 'warning',
 });
 chmodSync('bin/api', 0o755);

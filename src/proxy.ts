@@ -95,6 +95,7 @@ export async function startProxy(config: Config, logger: Logger, reflectorOption
   const deployments = new Reflector(client, DEPLOYMENTS, { logger, recorder: metrics.reflector, ...reflectorOptions });
   metrics.observeCache(deployments);
   const autoscalers = new Reflector(client, HORIZONTAL_POD_AUTOSCALERS, { logger, recorder: metrics.reflector, ...reflectorOptions });
+  metrics.observeCache(autoscalers);
   const access = new AccessCheck(client, { logger });
   let shuttingDown = false;
   const readiness = cacheReadiness([deployments, autoscalers], () => shuttingDown, undefined, access);

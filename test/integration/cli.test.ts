@@ -172,4 +172,18 @@ describe('bin/api command line', () => {
       child.kill('SIGKILL');
     }
   });
+
+  it('on a Node.js line older than 24.11 says so and exits 1, before any bundled code runs', async () => {
+    const check = readFileSync(BIN, 'utf8').split('\n')[1];
+    assert.match(check, /process\.versions\.node\);$/, 'the second line of bin/api is the version check');
+    const run = (version: string) => new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['-e', check.replace('process.versions.node', JSON.stringify(version))], (err, _out, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stderr }));
+    });
+    for (const v of ['20.20.2', '22.12.0', '24.10.0']) {
+      const r = await run(v);
+      assert.equal(r.code, 1, v);
+      assert.equal(r.stderr, `k8s-api-proxy: needs Node.js 24.11 or later (package.json engines); this is ${v}\n`);
+    }
+    for (const v of ['24.11.0', '24.22.3', '26.1.0']) assert.deepEqual(await run(v), { code: 0, stderr: '' }, v);
+  });
 });

@@ -64,6 +64,11 @@ describe('/metrics of a real proxy on a real control plane', () => {
     assert.ok(Date.now() / 1000 - sampleValue(text, `${P}cache_last_sync_timestamp_seconds`, r) < 120);
     assert.ok(sampleValue(text, `${P}upstream_requests_total`, { verb: 'GET', code: '200' }) >= 1);
     assert.ok(sampleValue(text, `${P}upstream_requests_total`, { verb: 'WATCH', code: '200' }) >= 1);
+    // The HorizontalPodAutoscaler cache (the guardrails read it) is watched the same way, so an alert on it can fire.
+    const h = { resource: 'horizontalpodautoscalers' };
+    assert.equal(sampleValue(text, `${P}cache_synced`, h), 1);
+    assert.ok(sampleValue(text, `${P}cache_objects`, h) >= 0);
+    assert.ok(Date.now() / 1000 - sampleValue(text, `${P}cache_last_sync_timestamp_seconds`, h) < 120);
   });
 
   it('counts a request by route template, and a watch event when kubectl changes a Deployment', async () => {
