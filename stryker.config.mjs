@@ -19,6 +19,7 @@ export default {
     'src/kube/replicas.ts',
     'src/kube/resource-version.ts',
     'src/kube/read-through.ts',
+    'src/kube/single-flight.ts',
     'src/views/**/*.ts',
     'src/auth/**/*.ts',
     'src/authz/**/*.ts',

@@ -102,6 +102,8 @@ export class ListViews {
     }
     const scope = scopeOf(namespaces);
     const start = page.continueToken === undefined ? 0 : decodeToken(page.continueToken, snap.etag, scope);
+    // The last page carries no token: one this API issued for this state points inside it.
+    if (page.continueToken !== undefined && start >= snap.count) throw badRequest('querystring.continue: not a continue token issued by this API');
     const limit = page.limit ?? snap.count;
     return pageOf(snap, start, limit, scope);
   }

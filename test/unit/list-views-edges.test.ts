@@ -38,7 +38,7 @@ describe('ListViews edges', () => {
     assert.deepEqual([emptyStore.body.toString(), emptyStore.items], ['[]', 0]);
   });
 
-  it('pages: continue alone reads to the end, a page past the end is empty, every page has its own tag', async () => {
+  it('pages: continue alone reads to the end, a token past the end is refused (never issued), every page has its own tag', async () => {
     const views = new ListViews(storeOf([d('a', '1'), d('a', '2'), d('b', '3'), d('c', '4')]), () => '7');
     const first = await views.list(undefined, { limit: 1 });
     const body = json(first.body);
@@ -48,8 +48,12 @@ describe('ListViews edges', () => {
     const whole = await views.list(undefined, { limit: 4 });
     assert.deepEqual([json(whole.body).metadata, whole.items], [{}, 4]);
     const etagOfAll = (await views.list()).etag.slice(1, -1);
-    const past = await views.list(undefined, { limit: 2, continueToken: token({ v: 1, s: etagOfAll, i: 9 }) });
-    assert.deepEqual([json(past.body).items, past.items], [[], 0]);
+    // The last page carries no token, so a real one always points inside the list: 4 items, i = 4 or 9 was forged.
+    for (const i of [4, 9]) {
+      await assert.rejects(views.list(undefined, { limit: 2, continueToken: token({ v: 1, s: etagOfAll, i }) }),
+        (e: ProblemError) => e.status === 400 && e.message === 'querystring.continue: not a continue token issued by this API', String(i));
+    }
+    assert.deepEqual(json((await views.list(undefined, { limit: 2, continueToken: token({ v: 1, s: etagOfAll, i: 3 }) })).body).items.map((x) => x.name), ['4']);
     const tags = new Set([first.etag, rest.etag, whole.etag, (await views.list(undefined, { limit: 2 })).etag, (await views.list()).etag]);
     assert.equal(tags.size, 5);
     assert.deepEqual(JSON.parse(Buffer.from(body.metadata.continue!, 'base64url').toString()), { v: 1, s: etagOfAll, i: 1, n: '' });

@@ -59,6 +59,12 @@ describe('replica guardrails', () => {
     });
   }
 
+  it('reads an annotation as people write it: spaces around it and leading zeros are accepted', () => {
+    const policy = new GuardrailPolicy(1000);
+    const g = policy.of(annotated({ [MAX_REPLICAS_ANNOTATION]: '05', [MIN_REPLICAS_ANNOTATION]: ' 1 ' }));
+    assert.deepEqual([g.max, g.min, g.problems], [{ replicas: 5, source: `annotation ${MAX_REPLICAS_ANNOTATION}` }, { replicas: 1, source: `annotation ${MIN_REPLICAS_ANNOTATION}` }, []]);
+  });
+
   it('reports malformed annotations in the bounds and logs each once', () => {
     const lines: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (l: string) => { lines.push(l); } });

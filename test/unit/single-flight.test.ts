@@ -59,6 +59,23 @@ describe('SingleFlight', () => {
     assert.equal(sf.running, 0);
   });
 
+  it('counts running calls and held keys: a failure lets go of its key at once, a success lingers', async () => {
+    const sf = new SingleFlight<string>();
+    const { call, gates } = gated();
+    const a = sf.run('a', call);
+    const b = sf.run('b', call);
+    await tick();
+    assert.deepEqual([sf.running, sf.held], [2, 2]);
+    gates[0].reject(new Error('down'));
+    await assert.rejects(a, /down/);
+    await tick();
+    assert.deepEqual([sf.running, sf.held], [1, 1], 'a failed call keeps nothing to share');
+    gates[1].resolve('ok');
+    assert.equal(await b, 'ok');
+    await tick();
+    assert.deepEqual([sf.running, sf.held], [0, 1], 'a finished answer lingers for late joiners');
+  });
+
   it('runs different keys side by side', async () => {
     const sf = new SingleFlight<string>();
     const { call, gates } = gated();
