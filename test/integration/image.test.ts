@@ -187,7 +187,8 @@ describe('container image (podman, stand-in node:24-bookworm-slim base)', () => 
     for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.equal(status[set], '0000000000000000', set);
     assert.equal(status.NoNewPrivs, '1');
     assert.match(rootMount.split(' ')[5] ?? '', /(^|,)ro(,|$)/, `root filesystem mount: ${rootMount}`);
-    assert.match(readFileSync(`/proc/${status.Pid}/cmdline`, 'utf8'), /^node\0\/app\/api\0/);
+    // The entrypoint runs /app/api itself: its first line starts node with the flags it carries (scripts/build.mjs).
+    assert.match(readFileSync(`/proc/${status.Pid}/cmdline`, 'utf8'), /^node\0--max-semi-space-size=8\0\/app\/api\0/);
 
     assert.equal((await call(`${c.health}/livez`)).status, 200);
     assert.deepEqual((await call(`${c.health}/readyz`)).json, { status: 'ok' });
