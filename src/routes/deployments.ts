@@ -127,6 +127,9 @@ export const deploymentRoutes: FastifyPluginAsync<DeploymentRouteOptions> = asyn
     if (watching && (limit !== undefined || continueToken !== undefined)) {
       throw badRequest(`querystring.${limit !== undefined ? 'limit' : 'continue'}: not with watch=true; a change stream has no pages`);
     }
+    if (watching && q.minResourceVersion !== undefined) {
+      throw badRequest('querystring.minResourceVersion: not with watch=true; a change stream starts from the cache as it is (resume one with Last-Event-ID)');
+    }
     let visible: 'all' | Set<string>;
     if (ns !== undefined) {
       await authz.require(req, { verb: 'list', ...DEPLOYMENTS, namespace: ns });

@@ -127,6 +127,15 @@ describe('routes (Fastify inject, faked at the cache/service boundary)', () => {
     assert.equal((await a.inject('/deployments/a/x/replicas')).json().replicas, 1, 'the refused PUT wrote nothing');
   });
 
+  it('ignores a Min-Resource-Version header on a PUT (a client may send it on every call) but refuses the query parameter there', async () => {
+    const a = app({ items: [d('a', 'x')] });
+    const put = (url: string, headers: Record<string, string> = {}) => a.inject({ method: 'PUT', url, headers, payload: { replicas: 4 } });
+    assert.equal((await put('/deployments/a/x/replicas', { 'min-resource-version': 'abc' })).statusCode, 200);
+    const q = await put('/deployments/a/x/replicas?minResourceVersion=5');
+    assert.equal(q.statusCode, 400);
+    assert.match(q.json().detail, /^querystring\.minResourceVersion: unknown parameter;/);
+  });
+
   it('names the field of a refused minResourceVersion and accepts 20 digits, not 21', async () => {
     const a = app({ items: [d('a', 'x')] });
     assert.equal((await a.inject(`/deployments?minResourceVersion=${'1'.repeat(20)}`)).statusCode, 200);

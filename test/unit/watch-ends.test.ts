@@ -231,4 +231,17 @@ describe('a ?watch=true stream is checked again while it is open (fake timers)',
     assert.equal(ends()[0].level, 40);
     assert.equal(ends()[0].cause, 'SubjectAccessReview timed out');
   });
+
+  it('refuses the list-only parameters with watch=true with 400 naming each, before any stream starts', async () => {
+    const a = serve();
+    for (const [query, detail] of [
+      ['limit=5', /^querystring\.limit: not with watch=true; a change stream has no pages$/],
+      ['continue=abc', /^querystring\.continue: not with watch=true; a change stream has no pages$/],
+      ['minResourceVersion=1', /^querystring\.minResourceVersion: not with watch=true; a change stream starts from the cache as it is \(resume one with Last-Event-ID\)$/],
+    ] as const) {
+      const r = await a.inject(`/deployments?watch=true&namespace=a&${query}`);
+      assert.equal(r.statusCode, 400, query);
+      assert.match(r.json().detail, detail, query);
+    }
+  });
 });
