@@ -13,9 +13,9 @@ export const PROBLEM_SCHEMA = {
 const STATUS_MEANING: Record<number, string> = {
   400: 'BadRequest: malformed path, query, body or JSON',
   401: 'Unauthorized: the client certificate of this connection expired since its handshake, or its CA was removed from --client-ca; the connection is closed (reconnect)',
-  403: 'Forbidden: admission refused the change (detail carries the API server\'s message)',
+  403: 'Forbidden: the client may not do this (its user and groups, asked with a SubjectAccessReview); on PUT also admission refusing the change (the detail carries the API server\'s message)',
   404: 'NotFound: no such Deployment',
-  408: 'RequestTimeout: the client closed the connection before the write started',
+  408: 'RequestTimeout: the request was not fully received in time, or (PUT) the client closed the connection before or during the write',
   409: 'Conflict: every retry met a concurrent change; retry the request',
   413: 'PayloadTooLarge: body over 1 KiB',
   415: 'UnsupportedMediaType: not application/json in UTF-8, or a Content-Encoding was set',
