@@ -125,9 +125,11 @@ describe('local control plane', () => {
     });
 
     it('cluster-up restarts a killed kube-apiserver when its PID file names a zombie or an unrelated process', async () => {
-      // `sh` prints the PID of a child that exits at once, then becomes `sleep`, which never
-      // reaps it: a zombie that still answers `kill -0`, as an unreaped kube-apiserver would.
-      const holder = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      // `sh` prints the PID of a child, then becomes `sleep`, which never reaps it: once the
+      // child exits it is a zombie that still answers `kill -0`, as an unreaped kube-apiserver
+      // would. The child outlives the exec (0.3 s): one that exited first could be reaped by
+      // sh before it became `sleep`, leaving no zombie (seen once in CI).
+      const holder = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
       after(() => { holder.kill('SIGKILL'); });
       const zombie = Number((await once(holder.stdout!, 'data'))[0].toString().trim());
       const stat = async (pid: number): Promise<string> => (await runCommand('ps', ['-o', 'stat=', '-p', String(pid)])).stdout.trim();
