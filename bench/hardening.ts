@@ -12,7 +12,6 @@
  * control plane and bin/api built.
  */
 import https from 'node:https';
-import { readFileSync, readdirSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { TLSSocket } from 'node:tls';
@@ -24,6 +23,7 @@ import { TlsGuard, DEFAULT_CONNECTION_LIMITS } from '../src/tls/guard.js';
 import { RefusalLog } from '../src/tls/refusal-log.js';
 import { TrustedCas } from '../src/tls/trust.js';
 import { registerRateLimits } from '../src/http/rate-limit.js';
+import { threadCpuNs } from './lib.js';
 
 /**
  * Many short rounds, interleaved: each round runs every proxy back to back (rotating which
@@ -63,9 +63,9 @@ async function main(): Promise<void> {
       const cpuUs: number[][] = proxies.map(() => []);
       const run = async (i: number): Promise<void> => {
         const pid = proxies[i].proxy.child.pid!;
-        const cpu0 = cpuNs(pid);
+        const cpu0 = threadCpuNs(pid);
         samples[i].push(await load(agents[i], new URL(c.path, proxies[i].proxy.apiUrl), {}, REQUESTS));
-        cpuUs[i].push((cpuNs(pid) - cpu0) / 1000 / REQUESTS);
+        cpuUs[i].push((threadCpuNs(pid) - cpu0) / 1000 / REQUESTS);
       };
       for (let i = 0; i < proxies.length; i++) await run(i); // warm-up
       for (const xs of [...samples, ...cpuUs]) xs.length = 0;
@@ -92,19 +92,6 @@ async function main(): Promise<void> {
   }
   console.log(`\nper-request certificate check (expiry, CA still trusted), in-process: ${checkCostNs(certs.ca).toFixed(0)} ns per request`);
   console.log(`per-request rate-limit hook (@fastify/rate-limit + token bucket), in-process: ${await rateLimitCostNs()} ns per request`);
-}
-
-/** CPU time of process `pid` so far, all its threads, in ns (the first field of each task's schedstat). */
-function cpuNs(pid: number): number {
-  let ns = 0;
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // a thread that ended in between
-    }
-  }
-  return ns;
 }
 
 /** Times the rate-limit onRequest hook as the proxy registers it (a read under its limit), median of 7 rounds. */

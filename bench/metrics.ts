@@ -15,35 +15,17 @@
  * control plane and bin/api built. BENCH_REQUESTS and BENCH_ROUNDS tune the load.
  */
 import https from 'node:https';
-import { readFileSync, readdirSync } from 'node:fs';
 import { TestNamespace, kubectlOk } from '../test/helpers/cluster.js';
 import { makeCertFixture } from '../test/helpers/certs.js';
 import { startProxy, type ProxyProcess } from '../test/helpers/proxy-process.js';
 import { load, median, type Sample } from './reads.js';
+import { threadCpuNs } from './lib.js';
 
 /** The budget: metrics may cost at most this share of cached-read throughput. */
 export const MAX_COST = 0.05;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 30);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1500);
 const DEPLOYMENTS = 50;
-
-/**
- * CPU seconds all threads of a process have run so far, in nanoseconds' precision (the
- * first field of Linux's /proc/PID/task/TID/schedstat; /proc/PID/stat counts 10 ms ticks,
- * too coarse for short rounds). Threads that have exited are not counted: Node's
- * (main, GC and libuv) threads live as long as the process.
- */
-function cpuSeconds(pid: number): number {
-  let ns = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // the thread exited between the listing and the read
-    }
-  }
-  return ns / 1e9;
-}
 
 async function main(): Promise<void> {
   const ns = await TestNamespace.create('bench-metrics');
@@ -70,9 +52,9 @@ async function main(): Promise<void> {
       const samples: Record<'on' | 'off', Sample[]> = { on: [], off: [] };
       const cpu: Record<'on' | 'off', number[]> = { on: [], off: [] };
       const round = async (which: 'on' | 'off', p: ProxyProcess): Promise<void> => {
-        const before = cpuSeconds(p.child.pid!);
+        const before = threadCpuNs(p.child.pid!);
         samples[which].push(await load(agent, new URL(c.path, p.apiUrl), {}, REQUESTS));
-        cpu[which].push(((cpuSeconds(p.child.pid!) - before) / REQUESTS) * 1e6);
+        cpu[which].push((threadCpuNs(p.child.pid!) - before) / 1000 / REQUESTS);
       };
       await load(agent, new URL(c.path, on.apiUrl), {}); // warm up both (JIT, connections)
       await load(agent, new URL(c.path, off.apiUrl), {});
