@@ -101,9 +101,7 @@ export class ListViews {
       return { body: bodyOf(snap), etag: snap.etag, resourceVersion: snap.resourceVersion, items: snap.count };
     }
     const scope = scopeOf(namespaces);
-    const start = page.continueToken === undefined ? 0 : decodeToken(page.continueToken, snap.etag, scope);
-    // The last page carries no token: one this API issued for this state points inside it.
-    if (page.continueToken !== undefined && start >= snap.count) throw badRequest('querystring.continue: not a continue token issued by this API');
+    const start = page.continueToken === undefined ? 0 : decodeToken(page.continueToken, snap, scope);
     const limit = page.limit ?? snap.count;
     return pageOf(snap, start, limit, scope);
   }
@@ -249,22 +247,27 @@ function encodeToken(etag: string, next: number, scope: string): string {
   return Buffer.from(JSON.stringify({ v: TOKEN_VERSION, s: etag.slice(1, -1), i: next, n: scope })).toString('base64url');
 }
 
-function decodeToken(token: string, etag: string, scope: string): number {
+/**
+ * The index of the next item named by `token`, a token of `snap`'s list state for `scope`.
+ * @throws ProblemError 400 (not a token this API issued; another scope's), 410 `Expired` (another state's).
+ */
+function decodeToken(token: string, snap: Pick<Snapshot, 'etag' | 'count'>, scope: string): number {
+  const notIssued = (): ProblemError => badRequest('querystring.continue: not a continue token issued by this API');
   let t: { v?: unknown; s?: unknown; i?: unknown; n?: unknown };
   try {
     t = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as typeof t;
   } catch {
-    throw badRequest('querystring.continue: not a continue token issued by this API');
+    throw notIssued();
   }
-  if (t?.v !== TOKEN_VERSION || typeof t.s !== 'string' || !Number.isSafeInteger(t.i) || (t.i as number) < 0) {
-    throw badRequest('querystring.continue: not a continue token issued by this API');
-  }
+  if (t?.v !== TOKEN_VERSION || typeof t.s !== 'string' || !Number.isSafeInteger(t.i) || (t.i as number) < 0) throw notIssued();
   if (typeof t.n === 'string' && t.n !== scope) {
     const of = (n: string): string => (n === '' ? 'all namespaces' : `namespace "${n}"`);
     throw badRequest(`querystring.continue: this token pages the list of ${of(t.n)}, not of ${of(scope)}; pass the namespace it was issued with, or list again without continue`);
   }
-  if (`"${t.s}"` !== etag) {
+  if (`"${t.s}"` !== snap.etag) {
     throw new ProblemError(410, 'Expired', 'the list changed since this continue token was issued; list again without continue');
   }
+  // The last page carries no token: one this API issued for this state points inside it.
+  if ((t.i as number) >= snap.count) throw notIssued();
   return t.i as number;
 }
