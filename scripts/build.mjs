@@ -7,7 +7,7 @@ import { chmodSync } from 'node:fs';
 // (which runs the file itself) start alike. V8 lets its young generation grow to
 // 2 × 64 MiB on a machine of this size; the proxy's requests make little short-lived
 // garbage and are served as fast with 2 × 8 MiB, which keeps a 50,000-Deployment proxy
-// under 200 MiB RSS (README, Performance: 298 → 162 MiB once synced, with the list
+// under 200 MiB RSS (README, Performance: 298 → 159–164 MiB once synced, with the list
 // pages decoded without a copy, src/kube/kube-client.ts).
 const NODE_FLAGS = ['--max-semi-space-size=8'];
 // The bundle's dependencies (undici among them) fail on older Node.js lines with a
