@@ -5,6 +5,7 @@ import { makeCertFixture, type CertFixture } from '../helpers/certs.js';
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { connect as tlsConnect } from 'node:tls';
+import { connect as tcpConnect } from 'node:net';
 import type { CallResult } from '../helpers/https.js';
 
 const PROBLEM_KEYS = ['detail', 'reason', 'status', 'title', 'type'];
@@ -257,6 +258,22 @@ describe('the proxy API on a real control plane (least-privilege ServiceAccount)
         assert.equal(body.status, status);
       });
     }
+
+    it('refuses a GET announcing a body on the probe listener too, from its headers, and closes', async () => {
+      const { port } = new URL(proxy.healthUrl);
+      const out = await new Promise<string>((resolve) => {
+        const sock = tcpConnect(Number(port), '127.0.0.1', () => sock.write('GET /livez HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\nhello'));
+        setTimeout(() => sock.destroy(), 10_000).unref();
+        let text = '';
+        sock.setEncoding('utf8');
+        sock.on('data', (c: string) => { text += c; });
+        sock.on('close', () => resolve(text));
+        sock.on('error', () => resolve(text));
+      });
+      assert.match(out, /^HTTP\/1.1 400 /, out.slice(0, 200));
+      assert.match(out, /\r\nconnection: close\r\n/i);
+      assert.match(out, /a GET request carries no body/);
+    });
 
     it('sends 100 Continue only to a request that authorization allowed: a client without a role gets the 403 alone', async () => {
       const put = (who: string) => `PUT /deployments/${a.name}/foo/replicas HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 14\r\nConnection: close\r\nX-Request-Id: ${who}\r\n\r\n`;

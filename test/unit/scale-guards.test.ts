@@ -203,7 +203,7 @@ describe('Reflector change notifications', () => {
 
 describe('scale extension routes (Fastify inject over in-memory caches)', () => {
   type Listener = (c: CacheChange<CachedDeployment>) => void;
-  function world(items: CachedDeployment[], hpas: CachedHpa[] = []) {
+  function world(items: CachedDeployment[], hpas: CachedHpa[] = [], authorizer?: Authorizer) {
     const listeners = new Set<Listener>();
     const writes: number[] = [];
     const deployments = {
@@ -214,7 +214,7 @@ describe('scale extension routes (Fastify inject over in-memory caches)', () => 
     };
     const autoscalers: CacheReader<CachedHpa> = { get: () => undefined, list: (ns) => hpas.filter((h) => h.metadata.namespace === ns), hasSynced: () => true };
     const app = buildServer({
-      ...OPEN_ACCESS,
+      ...OPEN_ACCESS, ...(authorizer ? { authorizer } : {}),
       lists: listsOf(items), logger: pino({ level: 'silent' }),
       replicas: {
         get: (namespace, deployment) => replicasAnswer(namespace, deployment, 1),
@@ -235,6 +235,15 @@ describe('scale extension routes (Fastify inject over in-memory caches)', () => 
     ({ metadata: { name: 'web', namespace: 'shop', generation: 2, annotations }, spec: { replicas }, status: { observedGeneration: 2, ...status } }) as unknown as CachedDeployment;
   const hpaFor = (target: string): CachedHpa => projectHpa({ metadata: { name: 'web-hpa', namespace: 'shop' }, spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: target }, minReplicas: 2, maxReplicas: 8 } });
   const put = (url: string, replicas: number) => ({ method: 'PUT' as const, url, payload: { replicas } });
+
+  it('GET /deployments/{ns}/{name} asks get deployments.apps for that name (README authorization table); denied is 403 before any lookup', async () => {
+    const asked: unknown[] = [];
+    const deny: Authorizer = { authorize: async (_u, a) => { asked.push(a); return { allowed: false, reason: 'test' }; } };
+    const { app } = world([web(3, {})], [], deny);
+    const r = await app.inject('/deployments/shop/nope');
+    assert.equal(r.statusCode, 403, 'a missing Deployment is still 403 to a denied client');
+    assert.deepEqual(asked, [{ verb: 'get', group: 'apps', resource: 'deployments', namespace: 'shop', name: 'nope' }]);
+  });
 
   it('GET /deployments/{ns}/{name} answers the status, verdict, guardrails and autoscalers', async () => {
     const { app } = world([web(3, { replicas: 3, updatedReplicas: 3, readyReplicas: 3, availableReplicas: 3, conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }, { type: 'ReplicaFailure', status: 'False' }] }, { [MAX_REPLICAS_ANNOTATION]: 'x' })], [hpaFor('web')]);
